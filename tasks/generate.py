@@ -1,0 +1,100 @@
+"""Write a synthetic task as a complete Learn2Reg folder plus ``groundtruth/``.
+
+A generator module (``tasks/<generator>.py``) exposes ``generate(spec, scale, rng) -> SyntheticData``: it
+draws every random parameter from ``rng`` and returns the cases and the true displacement of each pair.
+This module turns that into files, writing into a temporary folder that is renamed at the end, so an
+interrupted run never leaves a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from regbench.dataset import describe, image_relpath, write_dataset
+from regbench.displacement import Displacement
+from regbench.errors import RegbenchError
+from regbench.pair import Case, CaseId, PairId
+from regbench.tasks.spec import TaskSpec, load_spec
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """What a generator returns.
+
+    Attributes:
+        cases: every image with its labels, mask and keypoints.
+        training: cases listed as training images (imagesTr); validation cases belong here too, as in Learn2Reg.
+        test: cases of the test pairs (imagesTs; unlike real Learn2Reg data, their labels ship too).
+        registration_val, registration_test: the evaluation pairs.
+        groundtruth: the true displacement of every evaluation pair.
+        pairings: "paired" (intra-subject) or "unpaired" (inter-subject), the official key.
+    """
+
+    cases: dict[CaseId, Case]
+    training: list[CaseId]
+    test: list[CaseId]
+    registration_val: list[PairId]
+    registration_test: list[PairId]
+    groundtruth: dict[PairId, Displacement]
+    pairings: str
+
+
+def generate(spec: TaskSpec, *, scale: str = "default", seed: int | None = None) -> SyntheticData:
+    """Run the task's generator with a generator seeded from ``seed`` (the spec's seed by default)."""
+    if not spec.synthetic or spec.generator is None:
+        raise RegbenchError(f"task {spec.name!r} is not synthetic (source: {spec.source})")
+    module = importlib.import_module(f"regbench.tasks.{spec.generator}")
+    rng = np.random.default_rng(spec.seed if seed is None else seed)
+    return module.generate(spec, spec.scale(scale), rng)
+
+
+def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "default",
+              seed: int | None = None) -> Path:
+    """Generate a task and write it to ``outdir`` (replacing a previous copy only once the new one is complete)."""
+    spec = load_spec(name_or_path)
+    data = generate(spec, scale=scale, seed=seed)
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        write_synthetic(spec, data, staging)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        staging.rename(outdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return outdir
+
+
+def write_synthetic(spec: TaskSpec, data: SyntheticData, root: Path) -> None:
+    test_cases = set(data.test)
+    relpaths = {case: image_relpath(spec.name, case, test=case in test_cases) for case in data.cases}
+
+    def entry(case: CaseId) -> dict[str, str]:
+        item = {"image": relpaths[case]}
+        companions = data.cases[case]
+        if companions.labels is not None:
+            item["label"] = relpaths[case].replace("images", "labels", 1)
+        if companions.mask is not None:
+            item["mask"] = relpaths[case].replace("images", "masks", 1)
+        if companions.keypoints is not None:
+            item["keypoints"] = relpaths[case].replace("images", "keypoints", 1).replace(".nii.gz", ".csv")
+        return item
+
+    def pairs(ids: list[PairId]) -> list[dict[str, str]]:
+        return [{"fixed": relpaths[p.fixed], "moving": relpaths[p.moving]} for p in ids]
+
+    shape = next(iter(data.cases.values())).image.shape
+    description = describe(
+        spec.name, ndim=spec.ndim, shape=shape, modality=spec.modalities, labels=spec.labels,
+        training=[entry(c) for c in data.training], test=[entry(c) for c in data.test],
+        registration_val=pairs(data.registration_val), registration_test=pairs(data.registration_test),
+        pairings=data.pairings, description=spec.description,
+    )
+    write_dataset(root, description, {relpaths[c]: case for c, case in data.cases.items()}, data.groundtruth)
