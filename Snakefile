@@ -1,0 +1,17 @@
+# regbench: every method against every task, into leaderboards under results/.
+# A table of contents: configuration and validation live in workflow/rules/common.smk, one .smk per stage.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        final_outputs(),

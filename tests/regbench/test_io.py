@@ -1,0 +1,77 @@
+"""Displacement and image files: round trips in both submission formats, and bad files named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regbench import io
+from regbench.displacement import Displacement
+from regbench.errors import DatasetError
+from regbench.image import Image, LabelMap, affine_from_spacing
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".npz"])
+@pytest.mark.parametrize("shape", [(6, 7), (6, 7, 5)])
+def test_disp_round_trip(tmp_path, rng, ext, shape):
+    disp = Displacement(rng.normal(size=(*shape, len(shape))).astype(np.float32))
+    path = tmp_path / f"disp_0001_0000_0002_0000{ext}"
+    io.write_disp(path, disp)
+    assert np.array_equal(io.read_disp(path, spatial_shape=shape).data, disp.data)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_image_and_labels_round_trip_2d(tmp_path, rng):
+    affine = affine_from_spacing((1.25, 1.5))
+    image = Image(rng.random((8, 9)).astype(np.float32), affine)
+    labels = LabelMap(rng.integers(0, 3, (8, 9)).astype(np.int16), affine)
+    io.write_image(tmp_path / "i.nii.gz", image)
+    io.write_image(tmp_path / "l.nii.gz", labels)
+    assert np.array_equal(io.read_image(tmp_path / "i.nii.gz", ndim=2).data, image.data)
+    read = io.read_labels(tmp_path / "l.nii.gz", ndim=2)
+    assert isinstance(read, LabelMap) and np.array_equal(read.data, labels.data)
+    assert read.spacing == (1.25, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (np.zeros((3, 6, 7, 5), np.float32), "channels-last"),  # channels first
+        (np.zeros((6, 7, 5, 2), np.float32), "channels-last"),  # wrong number of channels
+        (np.full((6, 7, 5, 3), np.nan, np.float32), "NaN or inf"),
+        (np.zeros((6, 7, 4, 3), np.float32), "expected shape (6, 7, 5, 3)"),
+    ],
+)
+def test_bad_disp_is_named(tmp_path, data, problem):
+    path = tmp_path / "disp_0001_0000_0002_0000.npz"
+    np.savez(path, data)
+    with pytest.raises(DatasetError) as err:
+        io.read_disp(path, spatial_shape=(6, 7, 5))
+    assert str(err.value).startswith(str(path)) and problem in str(err.value)
+
+
+def test_npz_with_two_arrays_and_unreadable_file_are_named(tmp_path):
+    path = tmp_path / "disp_0001_0002.npz"
+    np.savez(path, a=np.zeros((4, 4, 4, 3)), b=np.zeros(1))
+    with pytest.raises(DatasetError, match="exactly one array"):
+        io.read_disp(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="not a readable npz"):
+        io.read_disp(path)
+
+
+def test_non_integer_labels_are_refused(tmp_path):
+    path = tmp_path / "l.nii.gz"
+    io.write_image(path, Image(np.full((4, 4, 4), 0.5, np.float32)))
+    with pytest.raises(DatasetError, match="non-integer"):
+        io.read_labels(path)
+
+
+def test_failed_write_leaves_the_previous_file(tmp_path):
+    path = tmp_path / "keep.csv"
+    io.write_keypoints(path, np.ones((2, 3)))
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), io.atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1

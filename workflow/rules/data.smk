@@ -1,0 +1,14 @@
+rule dataset:
+    output:
+        directory("results/data/{task}"),
+    log:
+        "results/logs/dataset/{task}.log",
+    params:
+        scale=config["scale"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/make_task.py"
