@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from regbench.errors import DatasetError
 
 SCALES = ("smoke", "default", "paper")
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class TaskSpec:
         if name not in self.scales:
             raise ValueError(f"task {self.name!r}: unknown scale {name!r}; choose one of {sorted(self.scales)}")
         return self.scales[name]
+
+    def settings_as(self, cls: type[SettingsT]) -> SettingsT:
+        """The generator ``settings`` as the dataclass ``cls``; a missing or unknown key names the YAML."""
+        try:
+            return cls(**self.settings)
+        except TypeError as err:
+            raise DatasetError(self.path or self.name, f"settings do not fit {cls.__name__} ({err})") from err
 
 
 def _spec_dir() -> Path:

@@ -62,3 +62,13 @@ def bias_field(rng: np.random.Generator, shape: tuple[int, ...], *, strength: fl
 def add_noise(rng: np.random.Generator, image: np.ndarray, *, sigma: float) -> np.ndarray:
     """Additive Gaussian noise of standard deviation ``sigma`` (in the image's intensity units)."""
     return image + sigma * rng.standard_normal(image.shape)
+
+
+def rician_noise(rng: np.random.Generator, image: np.ndarray, *, sigma: float) -> np.ndarray:
+    """Magnitude-image noise as MR reconstructs it: ``|image + n_re + i n_im|`` with both n ~ N(0, sigma^2).
+
+    Rician where there is signal (about Gaussian above a few sigma) and Rayleigh in the empty background,
+    so the image stays non-negative like a real magnitude image.
+    """
+    real = image + sigma * rng.standard_normal(image.shape)
+    return np.hypot(real, sigma * rng.standard_normal(image.shape))
