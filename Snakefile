@@ -10,6 +10,10 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/register.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/leaderboard.smk"
 
 
 rule all:

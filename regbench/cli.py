@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from regbench.errors import RegbenchError
 
@@ -18,6 +19,21 @@ def _tasks(args: argparse.Namespace) -> int:
         spec = load_spec(name)
         modalities = "/".join(spec.modalities.values())
         print(f"{name:14s} {spec.ndim}D  {spec.anatomy:8s} {modalities:10s} {spec.description}")
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from regbench.registry import list_methods, method_class
+
+    print(f"{'method':14s} {'dims':6s} {'pairs':6s} {'trains':7s} {'uncertainty':12s} {'gpu':4s} threads  mem_mb")
+    for name in list_methods():
+        cls = method_class(name)
+        caps, res = cls.capabilities, cls.resources
+        dims = "/".join(f"{d}D" for d in sorted(caps.dims))
+        trains = ("labels" if caps.needs_labels else "yes") if cls.trainable else "no"
+        print(f"{name:14s} {dims:6s} {'multi' if caps.multimodal else 'mono':6s} {trains:7s} "
+              f"{'yes' if caps.uncertainty else 'no':12s} {'yes' if res.gpu else 'no':4s} {res.threads:7d} "
+              f"{res.mem_mb:7d}")
     return 0
 
 
@@ -38,11 +54,33 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from regbench.dataset import read_dataset
+    from regbench.metrics.eval_config import read_eval_config, write_eval_config
+    from regbench.metrics.evaluate import evaluate_folder, write_evaluation
+
+    task = read_dataset(args.dataset_dir)
+    config = read_eval_config(args.config) if args.config else None
+    evaluation = evaluate_folder(task, args.disp_dir, split=args.split, config=config)
+    write_evaluation(evaluation, args.out)
+    write_eval_config(args.out / "evaluation_config.json", evaluation.config)
+    for key, reason in evaluation.failures.items():
+        print(f"regbench: failed {key}: {reason}", file=sys.stderr)
+    for name in evaluation.unexpected_files:
+        print(f"regbench: ignored {name}: not a pair of this evaluation", file=sys.stderr)
+    scored = len(evaluation.scores) - len(evaluation.failures)
+    print(f"{task.name}: scored {scored} of {len(evaluation.scores)} pairs -> {args.out}")
+    for metric, stats in evaluation.aggregates().items():
+        print(f"  {metric:16s} {stats['mean']:10.4f} +- {stats['std']:.4f}  (30: {stats['30']:.4f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("tasks", help="list the built-in tasks").set_defaults(run=_tasks)
+    sub.add_parser("methods", help="list the registered methods and their capabilities").set_defaults(run=_methods)
 
     make = sub.add_parser("make-task", help="generate a synthetic task as a Learn2Reg folder")
     make.add_argument("name", help="built-in task name or path to a task YAML")
@@ -54,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a Learn2Reg dataset folder file by file")
     validate.add_argument("dir")
     validate.set_defaults(run=_validate)
+
+    evaluate = sub.add_parser("evaluate", help="score a folder of Learn2Reg displacement fields",
+                              description="Score a folder of displacement fields as the official Learn2Reg "
+                                          "evaluation does; writes OUT/metrics.csv and OUT/evaluation.json.")
+    evaluate.add_argument("dataset_dir", type=Path, help="the Learn2Reg dataset folder")
+    evaluate.add_argument("disp_dir", type=Path, help="folder of disp_*.nii.gz / disp_*.npz fields")
+    evaluate.add_argument("--split", default="val", choices=["val", "test"], help="which pairs (default: val)")
+    evaluate.add_argument("--config", type=Path, default=None,
+                          help="an official *_evaluation_config.json (default: derived from the dataset)")
+    evaluate.add_argument("--out", type=Path, required=True, help="output folder")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

@@ -73,6 +73,11 @@ class Task:
             flat.update(value if isinstance(value, Mapping) else {key: value})
         return {int(k): str(v) for k, v in sorted(flat.items(), key=lambda kv: int(kv[0])) if int(k) != 0}
 
+    def modality_name(self, case: CaseId) -> str | None:
+        """The json's name for a case's modality index (``modality: {"0": "MR", "1": "CT"}``), if it has one."""
+        name = (self.description.get("modality") or {}).get(str(case.modality))
+        return None if name is None else str(name)
+
     def pair_ids(self, split: Split) -> list[PairId]:
         return [PairId(CaseId.from_path(p["fixed"]), CaseId.from_path(p["moving"])) for p in self._pairs(split)]
 
@@ -135,7 +140,7 @@ class Task:
         keypoint_path = self.resolve(_companion(relative, "keypoints"))
         if keypoint_path.is_file():
             keypoints = io.read_keypoints(keypoint_path, ndim=self.ndim)
-        return Case(case, image, labels, mask, keypoints)
+        return Case(case, image, labels, mask, keypoints, self.modality_name(case))
 
     def load_pair(self, pair: PairId, *, with_labels: bool = True) -> Pair:
         """Load both cases of a pair; keypoint files of unequal length are an error (rows correspond)."""

@@ -78,6 +78,19 @@ def _squeeze_to(data: np.ndarray, ndim: int | None, path: str | Path) -> np.ndar
     return data
 
 
+def read_spacing(path: str | Path, *, ndim: int = 3) -> tuple[float, ...]:
+    """Voxel size in mm from the NIfTI header alone (``get_zooms()``, as the official evaluation reads it),
+    without reading the voxels."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        zooms = nib.load(path).header.get_zooms()
+    except _READ_ERRORS as err:
+        raise DatasetError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from err
+    return tuple(float(z) for z in zooms[:ndim])
+
+
 def write_image(path: str | Path, image: Image) -> None:
     """Write an image (float32) or label map (uint8/int16) as NIfTI."""
     if isinstance(image, LabelMap):
@@ -114,12 +127,13 @@ def write_keypoints(path: str | Path, points: np.ndarray) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
-DISP_EXTENSIONS = (".nii.gz", ".npz")
+DISP_EXTENSIONS = (".npz", ".nii.gz")
 
 
 def find_disp(folder: str | Path, pair: PairId) -> Path | None:
-    """The submission file for ``pair`` in ``folder``: long name first, then the short name where accepted."""
-    stems = [pair.disp_stem] + ([pair.short_disp_stem] if pair.short_disp_stem else [])
+    """The submission file for ``pair`` in ``folder``, searched in the official order: the short name where
+    accepted, then the long name; ``.npz`` before ``.nii.gz`` (so the same file wins when several exist)."""
+    stems = ([pair.short_disp_stem] if pair.short_disp_stem else []) + [pair.disp_stem]
     for stem in stems:
         for ext in DISP_EXTENSIONS:
             candidate = Path(folder) / f"{stem}{ext}"
@@ -128,10 +142,12 @@ def find_disp(folder: str | Path, pair: PairId) -> Path | None:
     return None
 
 
-def read_disp(path: str | Path, *, spatial_shape: Shape | None = None) -> Displacement:
+def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored: bool = False) -> Displacement:
     """Read a submission field (``.nii.gz`` as float64, or a single-array ``.npz`` as float32, as the official code).
 
     The NIfTI affine is ignored, as in the official evaluation: the field is in voxels of the fixed grid.
+    ``as_stored=True`` keeps a floating-point NIfTI field in its stored dtype (usually float32): the values
+    are the same, without the volume-sized float64 copy, for callers that convert slab by slab (metrics).
     """
     path = Path(path)
     if path.name.endswith(".npz"):
@@ -146,7 +162,7 @@ def read_disp(path: str | Path, *, spatial_shape: Shape | None = None) -> Displa
             raise DatasetError(path, f"not a readable npz file ({type(err).__name__}: {err})") from err
     else:
         raw, _ = _load_nifti(path)
-        data = raw.astype(np.float64)
+        data = raw if as_stored and np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float64)
     try:
         check_disp_array(data, where="displacement", spatial_shape=spatial_shape)
     except ValueError as err:

@@ -65,7 +65,8 @@ class PairId:
 class Case:
     """One image of a task with whatever the task provides beside it.
 
-    Keypoints are (N, ndim) voxel coordinates in array order (the official CSV content).
+    Keypoints are (N, ndim) voxel coordinates in array order (the official CSV content). ``modality`` is the
+    name the dataset json gives the case's modality index (``"CT"``, ``"MR"``, ``"CBCT"``), None where unknown.
     """
 
     id: CaseId
@@ -73,6 +74,7 @@ class Case:
     labels: LabelMap | None = None
     mask: LabelMap | None = None
     keypoints: np.ndarray | None = None
+    modality: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,3 +88,14 @@ class Pair:
     @property
     def ndim(self) -> int:
         return self.fixed.image.ndim
+
+    @property
+    def multimodal(self) -> bool:
+        """Whether fixed and moving come from different modalities, so intensities do not correspond.
+
+        Decided by the modality names; where either is unknown, by the modality indices. The names matter:
+        inspiration/expiration CT pairs have indices 0000 and 0001 but are both "CT".
+        """
+        if self.fixed.modality is not None and self.moving.modality is not None:
+            return self.fixed.modality != self.moving.modality
+        return self.fixed.id.modality != self.moving.id.modality

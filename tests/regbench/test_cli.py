@@ -30,3 +30,12 @@ def test_tasks_lists_every_builtin_task(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in list_tasks())
+
+
+def test_methods_lists_every_registered_method_with_its_capabilities(capsys):
+    from regbench.registry import list_methods
+
+    assert main(["methods"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert sorted(rows) == list_methods()
+    assert rows["identity"][1:4] == ["2D/3D", "multi", "no"]

@@ -96,6 +96,14 @@ def test_official_thoraxcbct_json_loads_unchanged(tmp_path, rng):
     assert task.pair_ids("test") == []
 
 
+def test_cases_carry_the_modality_names_of_the_json(tmp_path, rng):
+    _official_fixture(tmp_path, rng)  # modality {"0": "FBCT", "1": "CBCT", "2": "CBCT"}
+    task = read_dataset(tmp_path)
+    pair = task.load_pair(task.pair_ids("val")[0])  # 0002_0001 <-- 0002_0000
+    assert (pair.fixed.modality, pair.moving.modality) == ("CBCT", "FBCT") and pair.multimodal
+    assert task.modality_name(CaseId(2, 7)) is None
+
+
 def test_short_disp_name_is_accepted_only_for_0000_to_0001(tmp_path):
     paired, same = PairId(CaseId(1, 0), CaseId(1, 1)), PairId(CaseId(1, 0), CaseId(2, 0))
     io.write_disp(tmp_path / "disp_0001_0001.nii.gz", Displacement.zeros((4, 4, 4)))

@@ -75,3 +75,32 @@ def test_failed_write_leaves_the_previous_file(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("crash mid-write")
     assert path.read_bytes() == before and len(list(tmp_path.iterdir())) == 1
+
+
+def test_find_disp_searches_in_the_official_order(tmp_path):
+    # evaluation.py: the short name (when allowed) before the long one, and .npz before .nii.gz.
+    from regbench.pair import CaseId, PairId
+
+    pair = PairId(CaseId(1, 0), CaseId(1, 1))
+    for name in ("disp_0001_0000_0001_0001.npz", "disp_0001_0001.nii.gz", "disp_0001_0001.npz"):
+        io.write_disp(tmp_path / name, Displacement.zeros((4, 4, 4)))
+    assert io.find_disp(tmp_path, pair) == tmp_path / "disp_0001_0001.npz"
+    (tmp_path / "disp_0001_0001.npz").unlink()
+    assert io.find_disp(tmp_path, pair) == tmp_path / "disp_0001_0001.nii.gz"
+
+
+def test_read_spacing_reads_the_header_only(tmp_path):
+    io.write_image(tmp_path / "i.nii.gz", Image(np.zeros((4, 5, 6), np.float32), affine_from_spacing((0.5, 1.5, 2.0))))
+    assert io.read_spacing(tmp_path / "i.nii.gz") == (0.5, 1.5, 2.0)
+    assert io.read_spacing(tmp_path / "i.nii.gz", ndim=2) == (0.5, 1.5)
+    with pytest.raises(DatasetError, match="file not found"):
+        io.read_spacing(tmp_path / "none.nii.gz")
+
+
+def test_read_disp_as_stored_keeps_the_nifti_dtype(tmp_path, rng):
+    disp = Displacement(rng.normal(size=(5, 6, 7, 3)).astype(np.float32))
+    io.write_disp(tmp_path / "d.nii.gz", disp)
+    official = io.read_disp(tmp_path / "d.nii.gz")
+    stored = io.read_disp(tmp_path / "d.nii.gz", as_stored=True)
+    assert official.data.dtype == np.float64 and stored.data.dtype == np.float32
+    assert np.array_equal(official.data, stored.data)

@@ -1,4 +1,5 @@
-"""The Snakemake workflow parses, validates its configuration and plans every stage."""
+"""The Snakemake workflow: configuration validated at parse time, a smoke run end to end into leaderboards,
+a re-run that does nothing, and a resumed run that redoes only what is missing."""
 
 from __future__ import annotations
 
@@ -7,26 +8,97 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 ROOT = Path(__file__).parents[2]
+TASKS = ["brain_mr", "abdomen_ct", "abdomen_mrct", "thorax_ct", "cardiac_mr"]
 
 
-def _snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
-    return subprocess.run([exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(cwd), *args],
-                          capture_output=True, text=True)
+    return subprocess.run([exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+                           *args], capture_output=True, text=True)
 
 
-def test_dry_run_plans_a_dataset_job_per_task(tmp_path):
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config")
-    result = _snakemake("-n", "--cores", "1", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "dataset" in result.stdout and result.stdout.count("results/data/") >= 5
+def _workdir(tmp_path: Path, config: str | None = None) -> Path:
+    (tmp_path / "config").mkdir(parents=True)
+    if config is None:
+        shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config")
+    else:
+        (tmp_path / "config" / "config.yaml").write_text(config)
+    return tmp_path
+
+
+def test_dry_run_plans_every_stage_for_every_task(tmp_path):
+    result = _snakemake(_workdir(tmp_path), "-n")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for rule in ("dataset", "register", "evaluate", "leaderboard", "overall_leaderboard"):
+        assert f"rule {rule}:" in result.stdout
+    assert all(f"results/leaderboard/{task}.csv" in result.stdout for task in TASKS)
 
 
 def test_invalid_config_fails_before_any_job(tmp_path):
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text("tasks: [brain_mr]\nscale: huge\n")
-    result = _snakemake("-n", "--cores", "1", cwd=tmp_path)
+    result = _snakemake(_workdir(tmp_path, "tasks: [brain_mr]\nmethods: [identity]\nscale: huge\n"), "-n")
     assert result.returncode != 0
     assert "huge" in result.stdout + result.stderr
+
+
+def test_cluster_profile_plans_every_job_with_its_resources(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_cluster_generic")
+    result = _snakemake(_workdir(tmp_path), "-n", "--workflow-profile", str(ROOT / "profiles" / "cluster-generic"))
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "mem_mb=" in result.stdout and "runtime=" in result.stdout
+
+
+SMOKE = ("--config", "scale=smoke", "methods=[identity,affine]")
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    lines = output.split("Job stats:", 1)[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A run interrupted after one task's leaderboard, then resumed to the end; returns (workdir, resume plan)."""
+    workdir = _workdir(tmp_path_factory.mktemp("smoke"))
+    partial = _snakemake(workdir, "results/leaderboard/cardiac_mr.csv", *SMOKE)
+    assert partial.returncode == 0, partial.stdout[-3000:] + partial.stderr[-3000:]
+    plan = _snakemake(workdir, "-n", *SMOKE)
+    full = _snakemake(workdir, *SMOKE)
+    assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
+    return workdir, _job_counts(plan.stdout + plan.stderr)
+
+
+def test_smoke_run_writes_a_leaderboard_per_task_and_overall(smoke_run):
+    workdir, _ = smoke_run
+    overall = pd.read_csv(workdir / "results" / "leaderboard" / "overall.csv", index_col="method")
+    assert set(overall.index) == {"identity", "affine"} and set(TASKS) <= set(overall.columns)
+    for task in TASKS:
+        board = pd.read_csv(workdir / "results" / "leaderboard" / f"{task}.csv", index_col="method")
+        assert set(board.index) == {"identity", "affine"}
+        assert (board["failed"] == 0).all()
+        assert (workdir / "results" / "leaderboard" / f"{task}.md").read_text().startswith("# Leaderboard")
+    runtimes = pd.read_csv(workdir / "results" / "registrations" / "brain_mr" / "affine" / "runtime.csv")
+    assert (runtimes["status"] == "ok").all() and (runtimes["runtime_s"] > 0).all()
+
+
+def test_resumed_run_redoes_only_what_is_missing(smoke_run):
+    # After the run that finished cardiac_mr only, the plan holds the four other tasks' jobs and nothing more.
+    _, plan = smoke_run
+    assert plan == {"all": 1, "dataset": 4, "register": 8, "evaluate": 8, "leaderboard": 4,
+                    "overall_leaderboard": 1}
+
+
+def test_rerun_after_completion_does_nothing(smoke_run):
+    workdir, _ = smoke_run
+    result = _snakemake(workdir, "-n", *SMOKE)
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr

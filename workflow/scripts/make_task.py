@@ -2,9 +2,12 @@
 
 import logging
 
+import torch
+
 from regbench.tasks.generate import make_task
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821 (injected by Snakemake)
-make_task(snakemake.wildcards.task, snakemake.output[0], scale=snakemake.params.scale,  # noqa: F821
-          seed=snakemake.params.seed)  # noqa: F821
-logging.info("wrote %s", snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+torch.set_num_threads(sm.threads)  # parallel jobs must not oversubscribe the cores
+make_task(sm.wildcards.task, sm.output[0], scale=sm.params.scale, seed=sm.params.seed)
+logging.info("wrote %s", sm.output[0])

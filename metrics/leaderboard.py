@@ -1,0 +1,59 @@
+"""Leaderboard tables: one per task (Learn2Reg ranking plus regbench's extra metrics) and one overall.
+
+Reads the ``metrics.csv`` that ``metrics.evaluate.write_evaluation`` writes for each method, ranks them with
+``metrics.ranking`` and writes each table as CSV and Markdown (atomically). Extra metrics that are not ranked
+(``HD95_mm``, ``FoldingFraction``, ``DispError_mm``...) are shown as means over the scored cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from regbench import io
+from regbench.metrics.evaluate import FAILED
+from regbench.metrics.ranking import rank_task
+
+INITIAL_METHOD = "identity"
+
+
+def load_metrics(paths: Mapping[str, str | Path]) -> pd.DataFrame:
+    """The long metrics table of several methods: ``metrics.csv`` of each with a ``method`` column."""
+    frames = [pd.read_csv(path, na_values=["NaN"], keep_default_na=False, dtype={"label": "string"})
+              .assign(method=method) for method, path in paths.items()]
+    table = pd.concat(frames, ignore_index=True)
+    table["label"] = pd.to_numeric(table["label"].replace("", pd.NA)).astype("Int64")
+    return table
+
+
+def _case_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method and metric, the mean over cases of each case's (label or point) mean, failures excluded."""
+    failed = table[table["metric"] == FAILED].set_index(["method", "pair"])["value"]
+    rows = table[table["metric"] != FAILED]
+    ok = ~failed.reindex(pd.MultiIndex.from_frame(rows[["method", "pair"]])).to_numpy(dtype=bool)
+    finite = rows[ok & np.isfinite(rows["value"].to_numpy(dtype=float))]
+    per_case = finite.groupby(["method", "metric", "pair"])["value"].mean()
+    return per_case.groupby(["method", "metric"]).mean().unstack("metric")
+
+
+def task_leaderboard(table: pd.DataFrame) -> pd.DataFrame:
+    """Ranked methods of one task, best first: ranked metrics, rank scores, the score and the place, then the
+    extra metrics and the number of failed cases."""
+    ranked = rank_task(table, initial=INITIAL_METHOD if INITIAL_METHOD in set(table["method"]) else "")
+    means = _case_means(table)
+    extra = [m for m in means.columns if m not in ranked.columns]
+    board = ranked.join(means[extra])
+    board["failed"] = table[table["metric"] == FAILED].groupby("method")["value"].sum().astype(int)
+    return board
+
+
+def write_table(frame: pd.DataFrame, stem: Path, *, title: str) -> None:
+    """``stem.csv`` and ``stem.md`` (a titled Markdown table, numbers to 4 significant digits)."""
+    with io.atomic_path(stem.with_suffix(".csv")) as tmp:
+        frame.to_csv(tmp)
+    markdown = f"# {title}\n\n{frame.to_markdown(floatfmt='.4g')}\n"
+    with io.atomic_path(stem.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown)

@@ -1,0 +1,50 @@
+"""The method registry: every module in ``methods/`` (``regbench.methods``) is a method, keyed by file stem.
+
+Adding a method is adding one file: ``methods/affine.py`` defines exactly one ``Method`` subclass whose
+``name`` is ``"affine"``. Packages (``methods/components/``) and private modules (``_x.py``) are not methods.
+Modules are imported only when asked for, so listing the names costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any
+
+import torch
+
+from regbench import methods
+from regbench.errors import RegbenchError
+from regbench.method import Method
+
+
+def list_methods() -> list[str]:
+    """Names of all registered methods, sorted."""
+    return sorted(info.name for info in pkgutil.iter_modules(methods.__path__)
+                  if not info.ispkg and not info.name.startswith("_"))
+
+
+def method_class(name: str) -> type[Method]:
+    """The ``Method`` subclass defined in ``methods/<name>.py``."""
+    available = list_methods()
+    if name not in available:
+        raise RegbenchError(f"unknown method {name!r}; registered methods: {', '.join(available) or 'none'}")
+    module = importlib.import_module(f"{methods.__name__}.{name}")
+    found = [obj for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, Method) and obj.__module__ == module.__name__
+             and not inspect.isabstract(obj)]
+    if len(found) != 1:
+        raise RegbenchError(f"methods/{name}.py: a method file defines exactly one Method subclass, found "
+                            f"{len(found)} ({', '.join(c.__name__ for c in found) or 'none'})")
+    cls = found[0]
+    if getattr(cls, "name", None) != name:
+        raise RegbenchError(f"methods/{name}.py: {cls.__name__}.name must be the file stem {name!r}, "
+                            f"got {getattr(cls, 'name', None)!r}")
+    return cls
+
+
+def get_method(name: str, *, scale: str = "default", seed: int = 0, threads: int | None = None,
+               device: str | torch.device = "cpu", **overrides: Any) -> Method:
+    """A ready method: ``method_class(name).configure(...)`` with the scale's preset and config overrides."""
+    return method_class(name).configure(scale=scale, seed=seed, threads=threads, device=device, **overrides)

@@ -1,0 +1,83 @@
+"""Running a method on a task: training once, then registering every evaluation pair of a split.
+
+This is what the workflow's ``train`` and ``register`` rules call. A pair on which the method fails (an
+exception, or an output that fails the interface's checks) is recorded as failed with a one-line message,
+and the other pairs go on; the evaluation then scores it as Learn2Reg scores a missing case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from regbench import io
+from regbench.dataset import Split, Task
+from regbench.method import Method
+from regbench.pair import Case, CaseId, Pair, PairId
+
+log = logging.getLogger(__name__)
+RUNTIME_FILE = "runtime.csv"
+
+
+def training_pairs(task: Task) -> list[PairId]:
+    """The pairs a learning method trains on, from training cases only (never an evaluation case).
+
+    Uses the dataset's ``training_paired_images`` where it lists any; otherwise, for paired (intra-subject)
+    tasks, each training subject's images in the modality order of the evaluation pairs, and for unpaired
+    (inter-subject) tasks every ordered pair of distinct training cases.
+    """
+    allowed = set(task.training_cases())
+    listed = [PairId(CaseId.from_path(p["fixed"]), CaseId.from_path(p["moving"]))
+              for p in task.description.get("training_paired_images") or []]
+    if listed:
+        return [p for p in listed if p.fixed in allowed and p.moving in allowed]
+    if task.description.get("pairings") == "paired":
+        reference = (task.pair_ids("val") + task.pair_ids("test"))[0]
+        candidates = [PairId(CaseId(c.case, reference.fixed.modality), CaseId(c.case, reference.moving.modality))
+                      for c in sorted(allowed) if c.modality == reference.fixed.modality]
+        return [p for p in candidates if p.moving in allowed]
+    cases = sorted(allowed)
+    return [PairId(f, m) for f in cases for m in cases if f != m]
+
+
+def train(method: Method, task: Task, model_path: Path, workdir: Path) -> None:
+    """Train ``method`` on the task's training pairs and save its state to ``model_path``."""
+    pairs = training_pairs(task)
+    log.info("training %s on %s: %d pairs", method.name, task.name, len(pairs))
+    method.train(task, pairs, workdir)
+    method.save(model_path)
+
+
+def _blind(case: Case) -> Case:
+    """What a method may see at registration time: image and mask, no labels, no keypoints."""
+    return dataclasses.replace(case, labels=None, keypoints=None)
+
+
+def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = "test") -> pd.DataFrame:
+    """Register every pair of ``split``, writing ``disp_*.nii.gz`` and ``runtime.csv`` into ``out_dir``.
+
+    ``runtime.csv`` has one row per pair: ``pair`` (the official case key), ``runtime_s`` (the method's own
+    time, IO excluded; empty for a failure), ``status`` (``ok`` or ``failed``) and ``message``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    pair_ids = task.pair_ids(split)
+    for index, pair_id in enumerate(pair_ids, start=1):
+        try:
+            loaded = task.load_pair(pair_id, with_labels=False)
+            pair = Pair(pair_id, _blind(loaded.fixed), _blind(loaded.moving))
+            disp, seconds = method.timed_register(pair)
+            io.write_disp(out_dir / f"{pair_id.disp_stem}.nii.gz", disp)
+            rows.append({"pair": pair_id.key, "runtime_s": seconds, "status": "ok", "message": ""})
+            log.info("[%d/%d] %s %s: %.2f s", index, len(pair_ids), method.name, pair_id.key, seconds)
+        except Exception as err:  # noqa: BLE001 — any failure of one pair must not stop the others
+            message = f"{type(err).__name__}: {err}".replace("\n", " ")
+            rows.append({"pair": pair_id.key, "runtime_s": None, "status": "failed", "message": message})
+            log.error("[%d/%d] %s %s failed: %s", index, len(pair_ids), method.name, pair_id.key, message)
+    table = pd.DataFrame(rows, columns=["pair", "runtime_s", "status", "message"])
+    with io.atomic_path(out_dir / RUNTIME_FILE) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

@@ -1,0 +1,76 @@
+"""Training-pair selection and registering a split: a failing pair is recorded and the others go on."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regbench.displacement import Displacement
+from regbench.method import Capabilities, Method
+from regbench.pair import Pair
+from regbench.runner import RUNTIME_FILE, register_split, training_pairs
+
+
+class CrashesOnFirstPair(Method):
+    """Zero field, except that it raises on the first pair it sees (as a buggy method would)."""
+
+    name = "crashes_on_first_pair"
+    capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def estimate(self, pair: Pair) -> Displacement:
+        self.seen += 1
+        assert pair.fixed.labels is None and pair.moving.keypoints is None, "evaluation data leaked"
+        if self.seen == 1:
+            raise RuntimeError("simulated crash\nwith a second line")
+        return Displacement.zeros(pair.fixed.image.shape)
+
+
+def test_a_crash_on_one_pair_is_recorded_and_the_others_are_registered(generated_task, tmp_path):
+    from regbench.metrics.evaluate import evaluate_folder
+
+    task = generated_task("cardiac_mr", "smoke")
+    pairs = task.pair_ids("test")
+    assert len(pairs) >= 2
+    table = register_split(CrashesOnFirstPair(), task, tmp_path)
+    assert list(pd.read_csv(tmp_path / RUNTIME_FILE)["status"]) == list(table["status"])
+    assert list(table["status"]) == ["failed"] + ["ok"] * (len(pairs) - 1)
+    assert table["message"][0] == "RuntimeError: simulated crash with a second line"
+    assert not (tmp_path / f"{pairs[0].disp_stem}.nii.gz").exists()
+    assert all((tmp_path / f"{p.disp_stem}.nii.gz").is_file() for p in pairs[1:])
+    evaluation = evaluate_folder(task, tmp_path, split="test")
+    assert list(evaluation.failures) == [pairs[0].key]
+    scored = [s for s in evaluation.scores if s.error is None]
+    assert len(scored) == len(pairs) - 1 and all(np.isfinite(s.mean("DSC")) for s in scored)
+
+
+def test_paired_task_trains_on_each_training_subject_in_evaluation_order(generated_task):
+    task = generated_task("cardiac_mr", "smoke")
+    pairs = training_pairs(task)
+    held_out = {c for split in ("val", "test") for p in task.pair_ids(split) for c in (p.fixed, p.moving)}
+    assert pairs and all(p.fixed.case == p.moving.case for p in pairs)
+    assert all((p.fixed.modality, p.moving.modality) == (0, 1) for p in pairs)
+    assert not held_out & {c for p in pairs for c in (p.fixed, p.moving)}
+
+
+def test_unpaired_task_trains_on_ordered_pairs_of_distinct_training_subjects(generated_task):
+    task = generated_task("brain_mr", "smoke")
+    cases = task.training_cases()
+    pairs = training_pairs(task)
+    assert len(pairs) == len(cases) * (len(cases) - 1)
+    assert all(p.fixed != p.moving and p.fixed in cases and p.moving in cases for p in pairs)
+
+
+def test_training_a_classic_method_is_refused(generated_task, tmp_path):
+    from regbench.errors import RegbenchError
+    from regbench.registry import get_method
+    from regbench.runner import train
+
+    with pytest.raises(RegbenchError, match="not trainable"):
+        train(get_method("identity"), generated_task("cardiac_mr", "smoke"), tmp_path / "m.pt", tmp_path)

@@ -1,0 +1,21 @@
+rule register:
+    input:
+        dataset=lambda w: dataset_dir(w.task),
+        model=model_if_trainable,
+    output:
+        directory("results/registrations/{task}/{method}"),
+    log:
+        "results/logs/register/{task}/{method}.log",
+    benchmark:
+        "results/benchmarks/register/{task}/{method}.tsv"
+    params:
+        scale=config["scale"],
+        seed=config["method_seed"],
+        split=config["split"],
+        overrides=method_overrides,
+    threads: method_threads
+    resources:
+        mem_mb=method_mem_mb,
+        runtime=60,
+    script:
+        "../scripts/register.py"

@@ -1,0 +1,12 @@
+"""Snakemake entry point of rule `overall_leaderboard`: mean task score across tasks."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from regbench.metrics.leaderboard import write_table
+from regbench.metrics.ranking import overall_leaderboard
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+boards = {task: pd.read_csv(path, index_col="method") for task, path in zip(sm.params.tasks, sm.input.tasks)}
+write_table(overall_leaderboard(boards), Path(sm.output.csv).with_suffix(""), title="Overall leaderboard")
