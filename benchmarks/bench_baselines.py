@@ -23,7 +23,7 @@ from regbench.tasks.generate import make_task
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tasks", nargs="+", default=["abdomen_ct", "abdomen_mrct", "brain_mr"])
+    parser.add_argument("--tasks", nargs="+", default=["abdomen_ct", "abdomen_mrct", "brain_mr", "thorax_ct"])
     parser.add_argument("--methods", nargs="+", default=["identity", "affine", "iterative"])
     parser.add_argument("--pairs", type=int, default=2, help="test pairs per task")
     parser.add_argument("--threads", type=int, default=2)

@@ -117,34 +117,34 @@ class Iterative(Method):
         residual = self.optimise(fixed, moving, pair)
         return Displacement.from_torch(compose(residual, initial))
 
-    def displacement(self, field: torch.Tensor) -> torch.Tensor:
-        """The displacement of the optimised field: exp(v) by scaling and squaring, or the field itself."""
-        return integrate_svf(field, steps=self.params.svf_steps) if self.params.svf_steps else field
+    def displacement(self, flow: torch.Tensor) -> torch.Tensor:
+        """The displacement of the optimised flow: exp(v) by scaling and squaring, or the flow itself."""
+        return integrate_svf(flow, steps=self.params.svf_steps) if self.params.svf_steps else flow
 
     def optimise(self, fixed: torch.Tensor, moving: torch.Tensor, pair: Pair) -> torch.Tensor:
         """The residual displacement (1, ndim, *spatial) aligning ``moving`` to ``fixed`` (same grid).
 
-        The optimised field (velocity or displacement, in voxels of each level) is carried to the next level
+        The optimised flow (velocity or displacement, in voxels of each level) is carried to the next level
         by ``resize_disp``, which rescales its values with the grid, and to full resolution at the end.
         """
         ndim = fixed.ndim - 2
-        field = None
+        flow = None
         for fixed_level, moving_level, steps in zip(image_pyramid(fixed, self.params.factors),
                                                     image_pyramid(moving, self.params.factors),
                                                     self.params.iterations):
             shape = tuple(fixed_level.shape[2:])
-            start = (torch.zeros(1, ndim, *shape, dtype=fixed.dtype, device=fixed.device) if field is None
-                     else resize_disp(field, shape))
-            field = start.requires_grad_()
+            start = (torch.zeros(1, ndim, *shape, dtype=fixed.dtype, device=fixed.device) if flow is None
+                     else resize_disp(flow, shape))
+            flow = start.requires_grad_()
             fixed_features = self.features(fixed_level, pair)
             moving_features = self.features(moving_level, pair)
-            optimiser = torch.optim.Adam([field], lr=self.params.lr)
+            optimiser = torch.optim.Adam([flow], lr=self.params.lr)
             for _ in range(steps):
                 optimiser.zero_grad()
-                warped = warp(moving_features, self.displacement(field), padding="border")
+                warped = warp(moving_features, self.displacement(flow), padding="border")
                 loss = self.dissimilarity(fixed_features, warped, pair) \
-                    + self.params.diffusion * diffusion_loss(field)
+                    + self.params.diffusion * diffusion_loss(flow)
                 loss.backward()
                 optimiser.step()
-            field = field.detach()
-        return self.displacement(resize_disp(field, tuple(fixed.shape[2:])))
+            flow = flow.detach()
+        return self.displacement(resize_disp(flow, tuple(fixed.shape[2:])))

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, overload
+from typing import Any, ClassVar, Self, overload
 
 import numpy as np
 import torch
@@ -43,7 +43,6 @@ from regbench.errors import DatasetError, RegbenchError
 from regbench.image import Image
 from regbench.pair import Pair, PairId
 
-Scale = Literal["smoke", "default", "paper"]
 SCALES: tuple[str, ...] = ("smoke", "default", "paper")
 
 
@@ -79,12 +78,11 @@ class Hyperparams:
         place). YAML lists become tuples, an int is accepted for a float field, and a nested ``Hyperparams``
         field takes a mapping of its own overrides.
         """
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - set(fields))
+        known = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(overrides) - set(known))
         if unknown:
-            known = ", ".join(fields) or "none"
             raise RegbenchError(f"{type(self).__name__}: unknown hyperparameter(s) {', '.join(unknown)}; "
-                                f"known: {known}")
+                                f"known: {', '.join(known) or 'none'}")
         changes = {key: _coerce(type(self).__name__, key, getattr(self, key), value)
                    for key, value in overrides.items()}
         return dataclasses.replace(self, **changes)
@@ -105,7 +103,7 @@ def _coerce(owner: str, key: str, current: Any, value: Any) -> Any:
     elif isinstance(current, float) and isinstance(value, int | float):
         return float(value)
     elif isinstance(current, tuple) and isinstance(value, list | tuple):
-        return tuple(value)
+        return tuple(_coerce(owner, key, current[0], v) for v in value) if current else tuple(value)
     elif isinstance(value, type(current)):
         return value
     raise RegbenchError(f"{owner}: hyperparameter {key} must be like {current!r} "
@@ -245,6 +243,7 @@ class Method(ABC):
             raise RegbenchError(f"method {self.name!r}: no training pairs given for task {task.name!r}")
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+
         def check(pair: Pair) -> None:
             self._check_pair(pair, f"method {self.name!r} training on pair {pair.id.key}")
 
@@ -326,6 +325,9 @@ class Method(ABC):
     def _check_output(self, disp: Displacement, pair: Pair, where: str) -> None:
         if not isinstance(disp, Displacement):
             raise RegbenchError(f"{where}: estimate() returned {type(disp).__name__}, not a Displacement")
+        if disp.data.dtype != np.float32:
+            raise RegbenchError(f"{where}: displacement of dtype {disp.data.dtype}, expected float32 "
+                                "(Learn2Reg's; convert with .astype(np.float32))")
         expected = (*pair.fixed.image.shape, pair.ndim)
         if disp.data.shape != expected:
             raise RegbenchError(f"{where}: displacement of shape {disp.data.shape}, expected {expected} "

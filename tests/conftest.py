@@ -46,14 +46,16 @@ def _blob_labels(rng, shape: tuple[int, ...], n_labels: int):
     return np.where((grid**2).sum(0) < 0.8**2, 1 + fields.argmax(0), 0).astype(np.int16)
 
 
-def _synthetic_pair(shape: tuple[int, ...], *, seed: int = 0, amplitude: float = 3.0, disp=None,
-                    multimodal: bool = False, n_labels: int = 4):
+def _synthetic_pair(shape: tuple[int, ...], *, seed: int = 0, field_seed: int | None = None,
+                    amplitude: float = 3.0, disp=None, multimodal: bool = False, n_labels: int = 4):
     """A pair with a known answer: fixed = moving warped by a smooth diffeomorphic field (or by ``disp``).
 
     The moving image is a blob label map with a random intensity per label, fine texture, blur and noise.
     The fixed image samples it at x + u(x), so ``u`` is exactly the Learn2Reg displacement of the pair; with
     ``multimodal`` its intensities go through sin(2.5 pi v), a non-monotone map, and its modality is "MR".
-    ``disp`` is (ndim, *shape) in voxels; otherwise a random field whose largest velocity is ``amplitude``.
+    ``disp`` is (ndim, *shape) in voxels; otherwise a random field whose largest velocity is ``amplitude``,
+    drawn after the image from the same generator, or from its own one if ``field_seed`` is given (so
+    several fixed images can be deformed copies of one moving image, like subjects of one population).
     Returns (Pair, Displacement).
     """
     import numpy as np
@@ -73,7 +75,8 @@ def _synthetic_pair(shape: tuple[int, ...], *, seed: int = 0, amplitude: float =
     image = ndimage.gaussian_filter(values[labels] + texture * (labels > 0), 1.0)
     image = (image + 0.01 * rng.standard_normal(shape)).astype(np.float32)
     if disp is None:
-        disp = exp_velocity(random_velocity(rng, shape, sigma=max(shape) / 6, amplitude=amplitude))
+        field_rng = rng if field_seed is None else np.random.default_rng(field_seed)
+        disp = exp_velocity(random_velocity(field_rng, shape, sigma=max(shape) / 6, amplitude=amplitude))
     u = torch.from_numpy(np.asarray(disp, dtype=np.float64))[None]
     warped = spatial.warp(torch.from_numpy(image.astype(np.float64))[None, None], u, padding="border")[0, 0]
     fixed_image = warped.numpy().astype(np.float32)
@@ -89,7 +92,8 @@ def _synthetic_pair(shape: tuple[int, ...], *, seed: int = 0, amplitude: float =
 
 @pytest.fixture(scope="session")
 def synthetic_pair():
-    """``synthetic_pair(shape, *, seed=0, amplitude=3.0, disp=None, multimodal=False)`` -> (Pair, true field).
+    """``synthetic_pair(shape, *, seed=0, field_seed=None, amplitude=3.0, disp=None, multimodal=False)``
+    -> (Pair, true field).
 
     Small pairs with a known displacement for method tests, independent of the task generators.
     """

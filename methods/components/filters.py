@@ -1,7 +1,7 @@
-"""Separable smoothing filters for (B, C, *spatial) tensors, 2D and 3D.
+"""Smoothing filters for (B, C, *spatial) tensors, 2D and 3D: a box mean and a Gaussian, both separable.
 
-Borders: both filters average over the voxels inside the image only (a normalised convolution), so a constant
-image stays constant up to its edge and no dark rim appears where zero padding would pull values down.
+Borders: both average over the voxels inside the image only (a normalised convolution), so a constant image
+stays constant up to its edge and no dark rim appears where zero padding would pull values down.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ def _conv_along(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tenso
     return conv(x, weight, padding=padding, groups=x.shape[1])
 
 
+def _check(x: torch.Tensor, where: str) -> None:
+    if x.ndim not in (4, 5):
+        raise ValueError(f"{where}: expected (B, C, *spatial) with 2 or 3 spatial axes, got {tuple(x.shape)}")
+
+
 def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Apply a normalised 1D kernel along every spatial axis, renormalising at the borders."""
-    if x.ndim not in (4, 5):
-        raise ValueError(f"filters: expected (B, C, *spatial) with 2 or 3 spatial axes, got {tuple(x.shape)}")
     kernel = kernel.to(dtype=x.dtype, device=x.device)
     out = x
     weight = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
@@ -46,8 +49,7 @@ def box_filter(x: torch.Tensor, size: int) -> torch.Tensor:
     """
     if size < 1 or size % 2 == 0:
         raise ValueError(f"box_filter(): size must be a positive odd number of voxels, got {size}")
-    if x.ndim not in (4, 5):
-        raise ValueError(f"box_filter(): expected (B, C, *spatial) with 2 or 3 spatial axes, got {tuple(x.shape)}")
+    _check(x, "box_filter()")
     radius = size // 2
     out = x
     for dim in range(2, x.ndim):
@@ -66,6 +68,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian smoothing with standard deviation ``sigma`` voxels (kernel truncated at 3 sigma); 0 is a no-op."""
     if sigma < 0:
         raise ValueError(f"gaussian_blur(): sigma must be >= 0 voxels, got {sigma}")
+    _check(x, "gaussian_blur()")
     if sigma == 0:
         return x
     radius = max(1, math.ceil(3 * sigma))

@@ -108,6 +108,8 @@ def test_unknown_or_mistyped_overrides_are_clear_errors():
         _Params().replace(flag=1)
     with pytest.raises(RegbenchError, match="hyperparameter steps"):
         _Params().replace(steps=1.5)
+    with pytest.raises(RegbenchError, match="hyperparameter factors must be like 4 \\(int\\), got '4' \\(str\\)"):
+        _Params().replace(factors=["4", "2"])
     with pytest.raises(RegbenchError, match="_Inner: unknown hyperparameter\\(s\\) rate"):
         _Params().replace(inner={"rate": 1})
 
@@ -175,6 +177,9 @@ def test_outputs_are_checked():
         method.register(pair)
     method.output = Displacement.zeros((5, 4))
     with pytest.raises(RegbenchError, match=r"displacement of shape \(5, 4, 2\), expected \(4, 5, 2\)"):
+        method.register(pair)
+    method.output = Displacement(np.zeros((4, 5, 2)))
+    with pytest.raises(RegbenchError, match="displacement of dtype float64, expected float32"):
         method.register(pair)
 
     class Uncertain(_Broken):
