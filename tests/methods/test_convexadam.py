@@ -86,8 +86,9 @@ def test_recovers_a_known_smooth_displacement_in_2d(synthetic_pair, mean_dice, m
     method = get_method("convexadam", seed=1)
     disp = method.register(pair)
     det = jacobian_det(disp.to_torch(torch.float64))
-    # Measured: mean endpoint error 2.36 voxels before, 0.36 (mono) / 0.38 (MIND across the sin() intensity
-    # map) after; det J >= 0.46. Required: under a third of the initial error, no folding, Dice up.
+    # Measured: mean endpoint error 2.36 voxels before, 0.36 (mono) / 0.38 (across the sin() intensity map)
+    # after; Dice 0.83 -> 0.98 / 0.96; det J >= 0.47. Required: under a third of the initial error, no
+    # folding, Dice up by 0.05, and the same field from a second run.
     assert _endpoint_error(disp, truth) < _endpoint_error(type(disp).zeros((96, 88)), truth) / 3
     assert (det <= 0).sum() == 0
     assert mean_dice(pair, disp) > mean_dice(pair, type(disp).zeros((96, 88))) + 0.05
@@ -98,7 +99,7 @@ def test_recovers_a_known_smooth_displacement_in_3d(synthetic_pair):
     pair, truth = synthetic_pair((48, 44, 40), seed=21, amplitude=4.0)
     disp = get_method("convexadam").register(pair)
     det = jacobian_det(disp.to_torch(torch.float64))
-    # Measured: mean endpoint error 1.93 voxels before, 0.73 after; det J >= 0.47, no folding.
+    # Measured: mean endpoint error 1.93 voxels before, 0.72 after (Dice 0.83 -> 0.93); det J >= 0.47.
     assert _endpoint_error(disp, truth) < 0.5 * _endpoint_error(type(disp).zeros((48, 44, 40)), truth)
     assert (det <= 0).double().mean() < 1e-4
 
