@@ -141,7 +141,7 @@ class Affine(Method):
     name = "affine"
     Params = AffineParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
-    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True)
+    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=3)
     params: AffineParams
 
     def similarity_name(self, pair: Pair) -> str:

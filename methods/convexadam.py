@@ -172,7 +172,7 @@ class ConvexAdam(Method):
     name = "convexadam"
     Params = ConvexAdamParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
-    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True)
+    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True, pair_seconds=8)
     params: ConvexAdamParams
 
     def features(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:

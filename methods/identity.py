@@ -14,7 +14,7 @@ class Identity(Method):
 
     name = "identity"
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
-    resources: ClassVar[Resources] = Resources(threads=1, mem_mb=1000)
+    resources: ClassVar[Resources] = Resources(threads=1, mem_mb=1000, pair_seconds=0.1)
 
     def estimate(self, pair: Pair) -> Displacement:
         return Displacement.zeros(pair.fixed.image.shape)

@@ -87,7 +87,7 @@ class Iterative(Method):
     name = "iterative"
     Params = IterativeParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
-    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True)
+    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True, pair_seconds=30)
     params: IterativeParams
 
     def features(self, image: torch.Tensor, pair: Pair) -> torch.Tensor:

@@ -143,11 +143,17 @@ class Resources:
         threads: CPU threads it uses well (``torch.set_num_threads``).
         mem_mb: peak memory in MB at default scale.
         gpu: whether it can use a GPU when one is given (it must still run on the CPU).
+        pair_seconds: seconds one registration takes at default scale on ``threads`` CPU threads; with
+            ``train_minutes`` it sizes the ``runtime`` a cluster scheduler is asked for (other scales scale it
+            by their voxel count), so it should err high.
+        train_minutes: minutes training takes at default scale (learning methods only).
     """
 
     threads: int = 2
     mem_mb: int = 4000
     gpu: bool = False
+    pair_seconds: float = 10.0
+    train_minutes: float = 0.0
 
 
 class Method(ABC):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+# Before torch loads: idle OpenMP threads otherwise spin, which slows everything on a machine with few cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from regbench.dataset import Task, read_dataset
-from regbench.tasks.generate import make_task
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from regbench.dataset import Task, read_dataset  # noqa: E402
+from regbench.tasks.generate import make_task  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,32 @@ def test_cluster_profile_plans_every_job_with_its_resources(tmp_path):
     assert "mem_mb=" in result.stdout and "runtime=" in result.stdout
 
 
+def _job_resources(output: str, rule: str) -> dict[tuple[str, str], dict[str, str]]:
+    """From a dry run's job listing: (task, method) -> that ``rule`` job's resources as strings."""
+    jobs = {}
+    for block in output.split(f"rule {rule}:")[1:]:
+        wildcards = dict(item.split("=") for item in block.split("wildcards: ", 1)[1].split("\n", 1)[0].split(", "))
+        resources = block.split("resources: ", 1)[1].split("\n", 1)[0]
+        jobs[wildcards["task"], wildcards["method"]] = dict(item.split("=", 1) for item in resources.split(", "))
+    return jobs
+
+
+def test_gpu_and_runtime_requests_follow_the_method_and_the_scale(tmp_path):
+    workdir = _workdir(tmp_path)
+    methods = "methods=[identity,iterative,voxelmorph]"
+    default = _snakemake(workdir, "-n", "--config", methods, "device=cuda")
+    paper = _snakemake(workdir, "-n", "--config", methods, "device=cuda", "scale=paper")
+    assert default.returncode == 0 and paper.returncode == 0, default.stdout[-2000:] + paper.stdout[-2000:]
+    register, register_paper = _job_resources(default.stdout, "register"), _job_resources(paper.stdout, "register")
+    assert register["brain_mr", "identity"]["gpu"] == "0"  # identity declares no GPU use
+    assert register["brain_mr", "iterative"]["gpu"] == "1"
+    assert _job_resources(default.stdout, "train")["brain_mr", "voxelmorph"]["gpu"] == "1"
+    # paper-scale brain_mr has 38 test pairs of 160x192x160 voxels against 8 of 64x76x64: a far longer limit
+    assert int(register_paper["brain_mr", "iterative"]["runtime"]) > 10 * int(register["brain_mr", "iterative"]["runtime"])
+    on_cpu = _snakemake(workdir, "-n", "--config", methods)
+    assert _job_resources(on_cpu.stdout, "register")["brain_mr", "iterative"]["gpu"] == "0"
+
+
 SMOKE = ("--config", "scale=smoke", "methods=[identity,affine]")
 
 

@@ -1,10 +1,17 @@
 # Validation of the configuration and the helpers the rules share.
+import math
+import os
+
 from snakemake.utils import validate
 
 from regbench.registry import method_class
 from regbench.tasks.spec import load_spec
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Idle OpenMP threads otherwise spin: on a machine whose cores other jobs share, two spinning torch threads
+# ran 10-20 times slower. Jobs inherit this environment (set before any of them imports torch).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TASKS = [str(t) for t in config["tasks"]]
 METHODS = [str(m) for m in config["methods"]]
@@ -57,6 +64,52 @@ def method_threads(wildcards):
 
 def method_mem_mb(wildcards):
     return METHOD_CLASSES[wildcards.method].resources.mem_mb
+
+
+def uses_gpu(method):
+    """Whether jobs of ``method`` run on the configured GPU (config ``device``) rather than the CPU."""
+    return config["device"] != "cpu" and METHOD_CLASSES[method].resources.gpu
+
+
+def method_device(wildcards):
+    return config["device"] if uses_gpu(wildcards.method) else "cpu"
+
+
+def method_gpus(wildcards):
+    return int(uses_gpu(wildcards.method))
+
+
+def scale_cost(task):
+    """Voxels of the configured scale relative to the default scale: how much longer a job of the task takes
+    than the method's default-scale figures say (1 for tasks without built-in scales, i.e. real data)."""
+    spec = SPECS[task]
+    if config["scale"] not in spec.scales or "default" not in spec.scales:
+        return 1.0
+    return math.prod(spec.scale(config["scale"]).shape) / math.prod(spec.scale("default").shape)
+
+
+def evaluation_pairs(task):
+    """How many pairs the register job of a task handles (an upper bound for real data)."""
+    spec = SPECS[task]
+    if config["scale"] not in spec.scales:
+        return 50
+    scale = spec.scale(config["scale"])
+    return scale.test_pairs if config["split"] == "test" else scale.val_pairs
+
+
+def runtime_minutes(seconds):
+    """A scheduler time limit for a job expected to take ``seconds``: three times that, at least 10 minutes."""
+    return max(10, math.ceil(3 * seconds / 60))
+
+
+def train_runtime(wildcards):
+    resources = METHOD_CLASSES[wildcards.method].resources
+    return runtime_minutes(60 * resources.train_minutes * scale_cost(wildcards.task))
+
+
+def register_runtime(wildcards):
+    resources = METHOD_CLASSES[wildcards.method].resources
+    return runtime_minutes(resources.pair_seconds * evaluation_pairs(wildcards.task) * scale_cost(wildcards.task))
 
 
 def final_outputs():

@@ -13,9 +13,11 @@ rule register:
         seed=config["method_seed"],
         split=config["split"],
         overrides=method_overrides,
+        device=method_device,
     threads: method_threads
     resources:
         mem_mb=method_mem_mb,
-        runtime=60,
+        runtime=register_runtime,
+        gpu=method_gpus,
     script:
         "../scripts/register.py"

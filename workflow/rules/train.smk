@@ -11,10 +11,12 @@ rule train:
         scale=config["scale"],
         seed=config["method_seed"],
         overrides=method_overrides,
+        device=method_device,
         workdir=lambda w: f"results/models/{w.task}/{w.method}_work",
     threads: method_threads
     resources:
         mem_mb=method_mem_mb,
-        runtime=120,
+        runtime=train_runtime,
+        gpu=method_gpus,
     script:
         "../scripts/train.py"

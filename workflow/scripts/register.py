@@ -10,7 +10,7 @@ from regbench.runner import register_split
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.seed, threads=sm.threads,
-                    **sm.params.overrides)
+                    device=sm.params.device, **sm.params.overrides)
 if sm.input.model:
     method.load(sm.input.model)
 register_split(method, read_dataset(sm.input.dataset), Path(sm.output[0]), split=sm.params.split)
