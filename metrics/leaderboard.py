@@ -29,14 +29,24 @@ def load_metrics(paths: Mapping[str, str | Path]) -> pd.DataFrame:
     return table
 
 
-def _case_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Per method and metric, the mean over cases of each case's (label or point) mean, failures excluded."""
+def scored_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the long metrics table that describe what a method achieved: those of failed cases (the
+    leaderboard counts them apart), the ``Failed`` rows themselves and non-finite values left out."""
     failed = table[table["metric"] == FAILED].set_index(["method", "pair"])["value"]
     rows = table[table["metric"] != FAILED]
     ok = ~failed.reindex(pd.MultiIndex.from_frame(rows[["method", "pair"]])).to_numpy(dtype=bool)
-    finite = rows[ok & np.isfinite(rows["value"].to_numpy(dtype=float))]
-    per_case = finite.groupby(["method", "metric", "pair"])["value"].mean()
-    return per_case.groupby(["method", "metric"]).mean().unstack("metric")
+    return rows[ok & np.isfinite(rows["value"].to_numpy(dtype=float))]
+
+
+def case_values(table: pd.DataFrame) -> pd.Series:
+    """Each scored case's value of each metric and method (the mean over its labels or points), indexed by
+    (method, metric, pair)."""
+    return scored_rows(table).groupby(["method", "metric", "pair"])["value"].mean()
+
+
+def _case_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method and metric, the mean over cases of each case's (label or point) mean, failures excluded."""
+    return case_values(table).groupby(["method", "metric"]).mean().unstack("metric")
 
 
 def task_leaderboard(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from regbench import io
 from regbench.dataset import Split, Task
 from regbench.method import Method
 from regbench.pair import Case, CaseId, Pair, PairId
+from regbench.progress import Progress
 
 log = logging.getLogger(__name__)
 RUNTIME_FILE = "runtime.csv"
@@ -46,9 +47,10 @@ def training_pairs(task: Task) -> list[PairId]:
 def train(method: Method, task: Task, model_path: Path, workdir: Path) -> None:
     """Train ``method`` on the task's training pairs and save its state to ``model_path``."""
     pairs = training_pairs(task)
-    log.info("training %s on %s: %d pairs", method.name, task.name, len(pairs))
+    log.info("training %s on %s: %d pairs, %r", method.name, task.name, len(pairs), method)
     method.train(task, pairs, workdir)
     method.save(model_path)
+    log.info("saved %s", model_path)
 
 
 def _blind(case: Case) -> Case:
@@ -65,19 +67,23 @@ def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     pair_ids = task.pair_ids(split)
-    for index, pair_id in enumerate(pair_ids, start=1):
+    log.info("registering %d %s pairs of %s with %r", len(pair_ids), split, task.name, method)
+    progress = Progress(len(pair_ids), what=f"register {method.name} on {task.name}", every=1, logger=log)
+    for pair_id in pair_ids:
         try:
             loaded = task.load_pair(pair_id, with_labels=False)
             pair = Pair(pair_id, _blind(loaded.fixed), _blind(loaded.moving))
             disp, seconds = method.timed_register(pair)
             io.write_disp(out_dir / f"{pair_id.disp_stem}.nii.gz", disp)
             rows.append({"pair": pair_id.key, "runtime_s": seconds, "status": "ok", "message": ""})
-            log.info("[%d/%d] %s %s: %.2f s", index, len(pair_ids), method.name, pair_id.key, seconds)
+            progress.step(pair_id.key, runtime_s=seconds)
         except Exception as err:  # noqa: BLE001 — any failure of one pair must not stop the others
             message = f"{type(err).__name__}: {err}".replace("\n", " ")
             rows.append({"pair": pair_id.key, "runtime_s": None, "status": "failed", "message": message})
-            log.error("[%d/%d] %s %s failed: %s", index, len(pair_ids), method.name, pair_id.key, message)
+            progress.step(f"{pair_id.key} FAILED: {message}", level=logging.ERROR)
     table = pd.DataFrame(rows, columns=["pair", "runtime_s", "status", "message"])
+    failed = int((table["status"] == "failed").sum())
+    log.log(logging.WARNING if failed else logging.INFO, "registered %d pairs, %d failed", len(table) - failed, failed)
     with io.atomic_path(out_dir / RUNTIME_FILE) as tmp:
         table.to_csv(tmp, index=False)
     return table

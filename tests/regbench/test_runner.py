@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import numpy as np
@@ -48,6 +49,19 @@ def test_a_crash_on_one_pair_is_recorded_and_the_others_are_registered(generated
     assert list(evaluation.failures) == [pairs[0].key]
     scored = [s for s in evaluation.scores if s.error is None]
     assert len(scored) == len(pairs) - 1 and all(np.isfinite(s.mean("DSC")) for s in scored)
+
+
+def test_every_pair_leaves_a_progress_line_in_the_log(generated_task, tmp_path, caplog):
+    task = generated_task("cardiac_mr", "smoke")
+    pairs = task.pair_ids("test")
+    with caplog.at_level(logging.INFO, logger="regbench.runner"):
+        register_split(CrashesOnFirstPair(), task, tmp_path)
+    steps = [r for r in caplog.records if ": step " in r.getMessage()]
+    assert [r.getMessage().split("step ", 1)[1].split(" ", 1)[0] for r in steps] == \
+        [f"{i}/{len(pairs)}" for i in range(1, len(pairs) + 1)]
+    assert steps[0].levelno == logging.ERROR and f"{pairs[0].key} FAILED: RuntimeError" in steps[0].getMessage()
+    assert f"{pairs[1].key} runtime_s=" in steps[1].getMessage() and "ETA" in steps[1].getMessage()
+    assert caplog.records[-1].getMessage() == f"registered {len(pairs) - 1} pairs, 1 failed"
 
 
 def test_paired_task_trains_on_each_training_subject_in_evaluation_order(generated_task):

@@ -1,15 +1,21 @@
-"""The Snakemake workflow: configuration validated at parse time, a smoke run end to end into leaderboards,
-a re-run that does nothing, and a resumed run that redoes only what is missing."""
+"""The Snakemake workflow: configuration validated at parse time, a smoke run end to end into leaderboards and
+the report (opened in a headless browser), a re-run that does nothing, and a resumed run that redoes only what
+is missing."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+# Whole workflow runs: the smoke run behind several tests takes about 2 minutes on 2 quiet cores, many times
+# that on a loaded machine.
+pytestmark = pytest.mark.timeout(1800)
 
 ROOT = Path(__file__).parents[2]
 TASKS = ["brain_mr", "abdomen_ct", "abdomen_mrct", "thorax_ct", "cardiac_mr"]
@@ -33,7 +39,7 @@ def _workdir(tmp_path: Path, config: str | None = None) -> Path:
 def test_dry_run_plans_every_stage_for_every_task(tmp_path):
     result = _snakemake(_workdir(tmp_path), "-n")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    for rule in ("dataset", "register", "evaluate", "leaderboard", "overall_leaderboard"):
+    for rule in ("dataset", "register", "evaluate", "leaderboard", "overall_leaderboard", "plots", "report"):
         assert f"rule {rule}:" in result.stdout
     assert all(f"results/leaderboard/{task}.csv" in result.stdout for task in TASKS)
 
@@ -118,13 +124,70 @@ def test_smoke_run_writes_a_leaderboard_per_task_and_overall(smoke_run):
 
 
 def test_resumed_run_redoes_only_what_is_missing(smoke_run):
-    # After the run that finished cardiac_mr only, the plan holds the four other tasks' jobs and nothing more.
+    # After the run that finished cardiac_mr's leaderboard only, the plan holds the four other tasks' jobs, the
+    # figures of all five (the partial run did not ask for cardiac_mr's) and the report, and nothing more.
     _, plan = smoke_run
     assert plan == {"all": 1, "dataset": 4, "register": 8, "evaluate": 8, "leaderboard": 4,
-                    "overall_leaderboard": 1}
+                    "overall_leaderboard": 1, "plots": 5, "report": 1}
 
 
 def test_rerun_after_completion_does_nothing(smoke_run):
     workdir, _ = smoke_run
     result = _snakemake(workdir, "-n", *SMOKE)
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+class _References(HTMLParser):
+    """Every image source and link target of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.references: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and values.get("src"):
+            self.references.append(values["src"])
+        elif tag == "a" and values.get("href") and not values["href"].startswith("#"):
+            self.references.append(values["href"])
+
+
+def test_report_references_only_files_that_exist(smoke_run):
+    workdir, _ = smoke_run
+    page = workdir / "results" / "report.html"
+    parser = _References()
+    parser.feed(page.read_text())
+    embedded = [r for r in parser.references if r.startswith("data:image/png;base64,")]
+    beside = [r for r in parser.references if not r.startswith("data:")]
+    # the rank heat-map plus at least the per-case metric figure and the qualitative panel of each task
+    assert len(embedded) >= 1 + 2 * len(TASKS)
+    assert beside and all((page.parent / r).is_file() for r in beside), [r for r in beside
+                                                                       if not (page.parent / r).is_file()]
+    assert {p.name for p in (workdir / "results" / "leaderboard" / "html").glob("*.html")} == \
+        {f"{name}.html" for name in [*TASKS, "overall"]}
+
+
+def test_report_loads_in_a_browser_without_errors(smoke_run, open_in_browser, tmp_path):
+    workdir, _ = smoke_run
+    screenshot = tmp_path / "report.png"
+    loaded = open_in_browser((workdir / "results" / "report.html").as_uri(), screenshot)
+    assert loaded.errors == []
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and loaded.height > 2000  # a long page, rendered
+    print(f"screenshot of the report: {screenshot}")
+
+
+def test_browser_check_catches_console_errors_and_missing_images(open_in_browser, tmp_path):
+    # the check above must be able to fail: a page with a console error and a missing image
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><img src="absent.png"><script>console.error("deliberate")</script>')
+    errors = open_in_browser(page.as_uri(), tmp_path / "broken.png").errors
+    assert any("deliberate" in e for e in errors) and any("absent.png" in e for e in errors), errors
+
+
+def test_snakemake_report_holds_the_figures_and_tables(smoke_run):
+    workdir, _ = smoke_run
+    result = _snakemake(workdir, *SMOKE, "--report", "results/snakemake_report.html")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    text = (workdir / "results" / "snakemake_report.html").read_text()
+    assert "regbench runs every configured registration method" in text  # workflow/report/workflow.rst
+    assert all(name in text for name in ("rank_heatmap.png", "qualitative.png", "overall.html", "report.html"))

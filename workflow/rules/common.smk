@@ -113,4 +113,8 @@ def register_runtime(wildcards):
 
 
 def final_outputs():
-    return ["results/leaderboard/overall.csv", *expand("results/leaderboard/{task}.csv", task=TASKS)]
+    return [
+        "results/leaderboard/overall.csv",
+        *expand("results/leaderboard/{task}.csv", task=TASKS),
+        "results/report.html",
+    ]

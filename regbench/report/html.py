@@ -1,0 +1,224 @@
+"""The report page: one HTML file a person can open, mail or archive, with every figure embedded.
+
+Sections, in reading order: overview, overall ranking, one per task (leaderboard and figures), the methods'
+settings and costs, the environment, and how to reproduce the run. PNGs are embedded as base64 data URIs so
+the file stands alone; each figure links its SVG beside the page (relative path) for print quality. No
+script and no external resource: the page renders the same offline and in ten years.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import os
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from regbench.metrics.leaderboard import INITIAL_METHOD
+from regbench.report.tables import format_value
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1280px;
+       padding: 0 1.5rem 3rem; color: #222; line-height: 1.45; }
+header { border-bottom: 2px solid #444; margin-bottom: 1rem; }
+nav { position: sticky; top: 0; background: #fff; padding: 0.4rem 0; border-bottom: 1px solid #ddd; z-index: 1; }
+nav a { margin-right: 0.9rem; text-decoration: none; color: #1f5fa8; }
+h2 { border-bottom: 1px solid #ccc; margin-top: 2.2rem; }
+section { scroll-margin-top: 2.6rem; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.6rem 0 1.2rem; font-size: 0.88rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.55rem; text-align: right; }
+th[scope=row], td.text { text-align: left; }
+th[scope=row] { white-space: nowrap; }
+thead th { background: #f0f0f0; text-align: center; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3rem; }
+td.best { font-weight: 700; background: #d8f0d8; }
+td.failed { color: #b00020; font-weight: 700; background: #fde7ea; }
+tr.override td, tr.override th { background: #fff6d6; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; border-radius: 2px;
+          vertical-align: baseline; }
+figure { margin: 1rem 0 1.8rem; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9rem; color: #444; max-width: 60rem; }
+pre { background: #f6f6f6; padding: 0.7rem; overflow-x: auto; font-size: 0.85rem; }
+.note { color: #555; font-size: 0.9rem; }
+"""
+
+
+@dataclass(frozen=True)
+class PageFigure:
+    """A figure of the page: its PNG (embedded; the SVG of the same stem is linked) and caption."""
+
+    png: Path
+    caption: str
+
+
+@dataclass(frozen=True)
+class TaskSection:
+    """One task: its leaderboard (HTML), figures, failed cases over all methods and the best methods (more
+    than one where the ranking ties them)."""
+
+    task: str
+    table: str
+    figures: Sequence[PageFigure]
+    failed: int
+    best: Sequence[str]
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """One method: hyperparameters (rows) per task or for all tasks (columns), the names the config
+    overrode, and its costs per task (runtime per pair, job wall times, peak memory)."""
+
+    method: str
+    settings: pd.DataFrame
+    overridden: set[str]
+    costs: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """Everything the page shows."""
+
+    config: Mapping[str, Any]
+    overall_table: str
+    overall_figure: PageFigure
+    best: Sequence[str]
+    tasks: Sequence[TaskSection]
+    methods: Sequence[MethodSettings]
+    environment: Mapping[str, str]
+    palette: Mapping[str, str] = field(default_factory=dict)
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _slug(name: str) -> str:
+    return "task-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _figure(figure: PageFigure, base: Path, number: int) -> str:
+    data = base64.b64encode(figure.png.read_bytes()).decode("ascii")
+    svg = figure.png.with_suffix(".svg")
+    link = (f' <a href="{_e(Path(os.path.relpath(svg, base)).as_posix())}">SVG</a>' if svg.is_file() else "")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(figure.caption)}">'
+            f"<figcaption><b>Figure {number}.</b> {_e(figure.caption)}{link}</figcaption></figure>")
+
+
+def _swatch(method: str, palette: Mapping[str, str]) -> str:
+    colour = palette.get(method)
+    return f'<span class="swatch" style="background:{colour}"></span>' if colour else ""
+
+
+def _frame_html(frame: pd.DataFrame, *, caption: str, index_name: str, highlight: Collection[str] = ()) -> str:
+    """A plain table of ``frame``; rows named in ``highlight`` (or nested under a name there, ``a.b`` under
+    ``a``) get ``class="override"``."""
+    header = "".join(f"<th>{_e(c)}</th>" for c in [index_name, *frame.columns])
+    rows = []
+    for name, row in frame.iterrows():
+        css = ' class="override"' if str(name).split(".", 1)[0] in highlight else ""
+        cells = "".join(f'<td class="text">{_e(v)}</td>' if isinstance(v, (str, bool, tuple, type(None)))
+                        else f"<td>{format_value(v)}</td>" for v in row)
+        rows.append(f'<tr{css}><th scope="row">{_e(name)}</th>{cells}</tr>')
+    return (f"<table><caption>{_e(caption)}</caption><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _methods_list(methods: Sequence[str], palette: Mapping[str, str]) -> str:
+    """Method names with their colour swatches; "(tied)" after more than one."""
+    names = ", ".join(f"{_swatch(m, palette)}<b>{_e(m)}</b>" for m in methods)
+    return names + (" (tied)" if len(methods) > 1 else "")
+
+
+def _overview(page: ReportPage) -> str:
+    config = page.config
+    failed = sum(t.failed for t in page.tasks)
+    rows = "".join(f'<tr><th scope="row"><a href="#{_slug(t.task)}">{_e(t.task)}</a></th>'
+                   f'<td class="text">{_methods_list(t.best, page.palette)}</td>'
+                   f'<td{" class=failed" if t.failed else ""}>{t.failed}</td></tr>' for t in page.tasks)
+    return (f'<section id="overview"><h2>Overview</h2>'
+            f"<p>{len(config['methods'])} methods ({_e(', '.join(map(str, config['methods'])))}) on "
+            f"{len(config['tasks'])} tasks at scale <b>{_e(config['scale'])}</b>, scored on the "
+            f"<b>{_e(config.get('split', 'test'))}</b> pairs as the Learn2Reg challenge scores them. "
+            f"Best overall: {_methods_list(page.best, page.palette)}. "
+            f"Failed cases: <b>{failed}</b> (scored as Learn2Reg scores a missing case).</p>"
+            "<table><caption>Tasks</caption><thead><tr><th>task</th><th>best (place 1)</th><th>failed cases</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table></section>")
+
+
+def _task_section(section: TaskSection, base: Path, start: int) -> str:
+    figures = "".join(_figure(f, base, start + i) for i, f in enumerate(section.figures))
+    return (f'<section id="{_slug(section.task)}"><h2>Task: {_e(section.task)}</h2>'
+            f'<div class="wide">{section.table}</div>'
+            f'<p class="note">Bold green: best in its column. Ranked columns (<code>rank_*</code>) are '
+            "Learn2Reg rank scores (0.1 to 1), <code>score</code> their geometric mean; HD95 in voxels as the "
+            "official evaluation reports it, <code>HD95_mm</code> in mm; runtime in seconds per pair. The "
+            f"initial entry (<code>{INITIAL_METHOD}</code>) is ranked with its SDlogJ and runtime counted as "
+            "missing, as in the Learn2Reg notebooks, which is why those show the substitute values.</p>"
+            f"{figures}</section>")
+
+
+def _methods(page: ReportPage) -> str:
+    parts = ['<section id="methods"><h2>Methods: settings and costs</h2>'
+             f'<p class="note">Hyperparameters actually used: the <b>{_e(page.config["scale"])}</b> preset of '
+             "each method with the configuration's overrides applied (highlighted rows were overridden); "
+             f"method seed {_e(page.config.get('method_seed'))}, device {_e(page.config.get('device', 'cpu'))} "
+             "for the methods that can use a GPU. Runtime per pair is the method's own time, IO excluded; job "
+             "times and peak memory come from Snakemake's benchmark files.</p>"]
+    for entry in page.methods:
+        parts.append(f"<h3>{_swatch(entry.method, page.palette)}{_e(entry.method)}</h3>")
+        if entry.settings.empty:
+            parts.append('<p class="note">No hyperparameters.</p>')
+        else:
+            parts.append(_frame_html(entry.settings, caption="hyperparameters", index_name="setting",
+                                     highlight=entry.overridden))
+        if not entry.costs.empty:
+            parts.append(_frame_html(entry.costs, caption="costs", index_name="task"))
+    return "".join(parts) + "</section>"
+
+
+def _environment(page: ReportPage) -> str:
+    rows = "".join(f'<tr><th scope="row">{_e(k)}</th><td class="text">{_e(v)}</td></tr>'
+                   for k, v in page.environment.items())
+    return (f'<section id="environment"><h2>Environment</h2><table><tbody>{rows}</tbody></table>'
+            '<p class="note">Of the job that wrote this report; on a cluster the registration jobs may have run '
+            "on other nodes.</p></section>")
+
+
+def _reproduce(page: ReportPage) -> str:
+    config = yaml.safe_dump(dict(page.config), sort_keys=False, default_flow_style=False)
+    return ('<section id="reproduce"><h2>Reproduce</h2>'
+            "<p>Install regbench as the README says, save the configuration below as "
+            "<code>config/config.yaml</code> and run, from the repository root:</p>"
+            "<pre>snakemake --cores all --keep-going\n"
+            "snakemake --report results/snakemake_report.html   # Snakemake's provenance report</pre>"
+            f"<p>Configuration of this run:</p><pre>{_e(config)}</pre></section>")
+
+
+def render_report(page: ReportPage, base: Path) -> str:
+    """The page as HTML; ``base`` is the folder the page will be written to (SVG links are relative to it)."""
+    links = [("overview", "Overview"), ("ranking", "Ranking"),
+             *((_slug(t.task), t.task) for t in page.tasks),
+             ("methods", "Methods"), ("environment", "Environment"), ("reproduce", "Reproduce")]
+    nav = "".join(f'<a href="#{anchor}">{_e(text)}</a>' for anchor, text in links)
+    sections = [_overview(page),
+                f'<section id="ranking"><h2>Overall ranking</h2><div class="wide">{page.overall_table}</div>'
+                f"{_figure(page.overall_figure, base, 1)}</section>"]
+    number = 2
+    for task in page.tasks:
+        sections.append(_task_section(task, base, number))
+        number += len(task.figures)
+    sections += [_methods(page), _environment(page), _reproduce(page)]
+    generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>regbench report</title><style>{STYLE}</style></head><body>"
+            f"<header><h1>regbench report</h1><p class=\"note\">Generated {_e(generated)} by regbench.</p></header>"
+            f"<nav>{nav}</nav>{''.join(sections)}</body></html>\n")

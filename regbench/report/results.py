@@ -1,0 +1,93 @@
+"""What the workflow wrote, as tables the plots take: per-case values, per-label Dice, runtimes, benchmarks.
+
+The input is the long metrics table of one task (``metrics.leaderboard.load_metrics``: method, pair, label,
+metric, value). Failed cases are left out of every value here (``metrics.leaderboard.scored_rows``); the
+leaderboards count them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from regbench.metrics.leaderboard import case_values, scored_rows
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-case metric as the plots show it.
+
+    Attributes:
+        name: its name in ``metrics.csv``.
+        short: what titles and captions call it.
+        label: axis label, with the unit.
+        higher_is_better: True for overlap, False for distances, SDlogJ and runtime.
+    """
+
+    name: str
+    short: str
+    label: str
+    higher_is_better: bool
+
+
+DICE = Metric("DSC", "Dice", "Dice (mean over labels)", True)
+HD95_MM = Metric("HD95_mm", "HD95", "HD95 (mm)", False)
+TRE_LANDMARKS = Metric("TRE_lm", "TRE", "TRE on landmarks (mm)", False)
+TRE_KEYPOINTS = Metric("TRE_kp", "TRE", "TRE on keypoints (mm)", False)
+SDLOGJ = Metric("LogJacDetStd", "SDlogJ", "SDlogJ (std of log det J)", False)
+RUNTIME = Metric("Runtime_s", "runtime", "runtime per pair (s)", False)
+CASE_METRICS = (DICE, HD95_MM, TRE_LANDMARKS, TRE_KEYPOINTS, SDLOGJ)
+
+
+def case_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per scored case: columns method, pair, metric, value (the case's mean over labels or points)."""
+    return case_values(table).reset_index()
+
+
+def present(cases: pd.DataFrame, metrics: Sequence[Metric] = CASE_METRICS) -> list[Metric]:
+    """Those of ``metrics`` that ``cases`` holds values of, in the given order."""
+    names = set(cases["metric"])
+    return [m for m in metrics if m.name in names]
+
+
+def primary_metric(cases: pd.DataFrame) -> Metric | None:
+    """The accuracy a task is judged by, as Learn2Reg ranks it first: Dice on label tasks, else TRE
+    (landmarks before keypoints); None if the cases hold neither."""
+    found = present(cases, (DICE, TRE_LANDMARKS, TRE_KEYPOINTS))
+    return found[0] if found else None
+
+
+def method_means(cases: pd.DataFrame, metric: Metric) -> pd.Series:
+    """Mean over scored cases of ``metric`` per method."""
+    return cases[cases["metric"] == metric.name].groupby("method")["value"].mean()
+
+
+def representative_pair(cases: pd.DataFrame, metric: Metric) -> str | None:
+    """A typical case, the same for every method: the pair whose value averaged over methods is nearest the
+    median of those averages (the first in pair order on a tie); None if no case has the metric."""
+    per_pair = cases[cases["metric"] == metric.name].groupby("pair")["value"].mean().sort_index()
+    if per_pair.empty:
+        return None
+    return str((per_pair - per_pair.median()).abs().idxmin())
+
+
+def label_means(table: pd.DataFrame, labels: Mapping[int, str], metric: str = DICE.name) -> pd.DataFrame:
+    """Mean over scored cases of a per-label metric: methods x label names (columns in label order)."""
+    rows = scored_rows(table)
+    rows = rows[(rows["metric"] == metric) & rows["label"].notna()]
+    means = rows.groupby(["method", "label"])["value"].mean().unstack("label")
+    means = means.reindex(columns=[k for k in labels if k in means.columns])
+    return means.rename(columns={k: labels[k] for k in labels})
+
+
+def read_benchmark(path: str | Path) -> dict[str, float]:
+    """Wall time (``s``) and peak memory (``max_rss``, MB) of a job from its Snakemake ``benchmark:`` file;
+    empty if the file is absent (the job has not run under this workflow)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    row = pd.read_csv(path, sep="\t").iloc[0]
+    return {key: float(row[key]) for key in ("s", "max_rss") if key in row and pd.notna(row[key])}

@@ -1,0 +1,69 @@
+"""A registration seen on one slice: what the qualitative panels of the report show.
+
+Slices of 3D volumes are taken across the last array axis (axial for the usual RAS-stored volumes) at the
+index where the fixed labels cover the most voxels, so the slice shows the anatomy that is scored; without
+labels, at the middle. Slice arrays keep the array order (axis 0 first); the plots draw axis 0 across.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from regbench.displacement import Displacement
+from regbench.image import Image
+from regbench.spatial import identity_grid, jacobian_det, warp
+
+
+@dataclass(frozen=True)
+class SliceView:
+    """One method's result on one slice.
+
+    Attributes:
+        warped: the moving image resampled onto the fixed grid, (H, W).
+        grid: in-plane positions x + u(x) (voxels) of the slice's grid points, (2, H, W): where each fixed
+            voxel samples the moving image, so a regular grid drawn through them shows the deformation.
+        jacobian: det J of x -> x + u(x) (the full 3D Jacobian where the field is 3D), (H, W).
+        std: length of the per-component displacement std (voxels), (H, W); None without uncertainty.
+    """
+
+    warped: np.ndarray
+    grid: np.ndarray
+    jacobian: np.ndarray
+    std: np.ndarray | None = None
+
+
+def choose_slice(shape: tuple[int, ...], labels: np.ndarray | None = None) -> int | None:
+    """The index along the last axis to show a 3D volume at (see the module docstring); None for 2D."""
+    if len(shape) == 2:
+        return None
+    if labels is not None and (labels > 0).any():
+        return int(np.argmax((labels > 0).sum(axis=(0, 1))))
+    return shape[-1] // 2
+
+
+def take(volume: np.ndarray, index: int | None) -> np.ndarray:
+    """The slice ``index`` along the last spatial axis of ``volume`` (the whole array for 2D: ``index`` None)."""
+    return volume if index is None else volume[:, :, index]
+
+
+def slice_view(moving: Image, disp: Displacement, index: int | None) -> SliceView:
+    """Warp ``moving`` with ``disp`` and cut the warped image, the deformed grid, det J and the uncertainty
+    at slice ``index`` (None for 2D)."""
+    field = disp.to_torch(torch.float64)
+    image = torch.as_tensor(np.asarray(moving.data), dtype=torch.float64)[None, None]
+    warped = warp(image, field)[0, 0].numpy()
+    positions = (identity_grid(disp.spatial_shape, dtype=torch.float64) + field)[0, :2].numpy()
+    jacobian = jacobian_det(field)[0].numpy()
+    std = None
+    if disp.std is not None or disp.samples is not None:
+        spread = disp.std if disp.std is not None else disp.samples.std(axis=0)
+        std = np.linalg.norm(spread, axis=-1)
+    return SliceView(
+        warped=take(warped, index),
+        grid=np.stack([take(p, index) for p in positions]),
+        jacobian=take(jacobian, index),
+        std=None if std is None else take(std, index),
+    )

@@ -1,0 +1,98 @@
+# Figures per task, then the report page with the overall figure and the HTML leaderboards
+# (regbench.report). Outputs are report() items, so `snakemake --report` shows them with the provenance.
+from types import SimpleNamespace
+
+
+def registrations_by_method(wildcards):
+    """Each method's registration folder on one task, keyed by method name."""
+    return {m: f"results/registrations/{t}/{m}" for t, m in runs() if t == wildcards.task}
+
+
+def plot_inputs(wildcards):
+    """A task's dataset and leaderboard, and every method's metrics and registrations on it."""
+    return {
+        "dataset": dataset_dir(wildcards.task),
+        "board": f"results/leaderboard/{wildcards.task}.csv",
+        "metrics": list(metrics_by_method(wildcards).values()),
+        "registrations": list(registrations_by_method(wildcards).values()),
+    }
+
+
+def report_runs():
+    """Every (task, method) with its metrics, benchmark files and config overrides, for the report page."""
+    return [
+        {
+            "task": t,
+            "method": m,
+            "metrics": f"results/metrics/{t}/{m}/metrics.csv",
+            "overrides": method_overrides(SimpleNamespace(task=t, method=m)),
+            "benchmarks": {
+                kind: f"results/benchmarks/{kind}/{t}/{m}.tsv"
+                for kind in ("register", "train")
+                if kind == "register" or METHOD_CLASSES[m].trainable
+            },
+        }
+        for t, m in runs()
+    ]
+
+
+rule plots:
+    input:
+        unpack(plot_inputs),
+    output:
+        report(
+            directory("results/plots/{task}"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="Plots",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "{name}"},
+        ),
+    log:
+        "results/logs/plots/{task}.log",
+    params:
+        metrics=metrics_by_method,
+        registrations=registrations_by_method,
+        methods=METHODS,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    script:
+        "../scripts/plots.py"
+
+
+rule report:
+    input:
+        boards=expand("results/leaderboard/{task}.csv", task=TASKS),
+        overall="results/leaderboard/overall.csv",
+        plots=expand("results/plots/{task}", task=TASKS),
+        metrics=[run["metrics"] for run in report_runs()],
+    output:
+        html=report("results/report.html", caption="../report/report.rst", category="Report"),
+        tables=report(
+            directory("results/leaderboard/html"),
+            patterns=["{name}.html"],
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+            labels={"table": "{name}"},
+        ),
+        overview=report(
+            directory("results/plots/overall"),
+            patterns=["{name}.png"],
+            caption="../report/rank_heatmap.rst",
+            category="Leaderboard",
+            labels={"figure": "{name}"},
+        ),
+    log:
+        "results/logs/report/report.log",
+    params:
+        config=config,
+        tasks=TASKS,
+        runs=report_runs(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/report.py"
