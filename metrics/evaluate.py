@@ -4,8 +4,9 @@ the two result files (``write_evaluation``).
 What is scored comes from an evaluation config (``metrics.eval_config``: the official json, or the one a
 task's files imply). Official metrics keep their official names and values (``DSC``, ``HD95``,
 ``LogJacDetStd``, ``TRE_kp``/``TRE_lm``); regbench adds ``HD95_mm`` beside every HD95 (fixed spacing),
-``FoldingFraction`` beside SDlogJ, ``DispError_mm``/``DispError95_mm`` where the task has ground truth, and
-``Runtime_s`` where the caller measured it.
+``FoldingFraction`` beside SDlogJ, ``DispError_mm``/``DispError95_mm`` where the task has ground truth,
+``Runtime_s`` where the caller measured it, and for fields that come with uncertainty (``metrics.uncertainty``)
+its calibration against the ground truth and ``DSC_SampleStd`` beside DSC when they come with samples.
 
 Result files, in ``OUT_DIR``:
 
@@ -51,6 +52,7 @@ from regbench.metrics.hd95 import hd95_per_label
 from regbench.metrics.jacobian import plausibility
 from regbench.metrics.substitutes import RUNTIME, TaskKind, missing_value, task_kind
 from regbench.metrics.tre import tre_mm
+from regbench.metrics.uncertainty import calibration, dice_spread, std_of
 from regbench.metrics.warp import warp_labels_nearest
 from regbench.pair import CaseId, PairId
 
@@ -58,6 +60,10 @@ EVAL_VERSION = "2.0"
 FOLDING = "FoldingFraction"
 DISP_ERROR = "DispError_mm"
 DISP_ERROR_95 = "DispError95_mm"
+COVERAGE = "Coverage{}sd"
+CALIBRATION_ERROR = "CalibrationError"
+STD_ERROR_SPEARMAN = "StdErrorSpearman"
+SAMPLE_STD_SUFFIX = "_SampleStd"
 FAILED = "Failed"
 MM_SUFFIX = "_mm"
 _LOWER_QUANTILE_KINDS = ("sdlogj", "tre")
@@ -146,7 +152,7 @@ def evaluate_pair(task: Task, pair: PairId, disp: Displacement | np.ndarray, con
         task: the dataset the pair belongs to.
         pair: which pair ``disp`` registers.
         disp: (*fixed_spatial, ndim) field in voxels, Learn2Reg layout (already checked for shape and
-            finiteness; ``evaluate_folder`` does that for files).
+            finiteness; ``evaluate_folder`` does that for files), with its std and samples if it has any.
         config: what to score.
         spline_dtype: the precision TRE samples the field in; None: the field's own. The official code
             samples a NIfTI field in float64 and an ``.npz`` one in float32; ``evaluate_folder`` matches it.
@@ -169,6 +175,9 @@ def evaluate_pair(task: Task, pair: PairId, disp: Displacement | np.ndarray, con
         elif method.metric == "dice":
             detailed[method.name] = dice_per_label(data.fixed_labels, data.moving_labels, warped,
                                                    method.labels).tolist()
+            if isinstance(disp, Displacement) and disp.samples is not None:
+                detailed[method.name + SAMPLE_STD_SUFFIX] = dice_spread(
+                    data.fixed_labels, data.moving_labels, disp.samples, method.labels).tolist()
         elif method.metric == "hd95":
             hd95 = hd95_per_label(data.fixed_labels, data.moving_labels, warped, method.labels)
             detailed[method.name] = hd95.tolist()
@@ -182,6 +191,11 @@ def evaluate_pair(task: Task, pair: PairId, disp: Displacement | np.ndarray, con
         region = evaluation_region(config.spatial_shape, data.fixed_mask, data.fixed_labels)
         error = displacement_error_mm(field_data, truth.data, data.moving_spacing, region)
         detailed[DISP_ERROR], detailed[DISP_ERROR_95] = error.mean_mm, error.p95_mm
+        std = std_of(disp.std, disp.samples) if isinstance(disp, Displacement) else None
+        if std is not None:
+            scores = calibration(field_data, std, truth.data, data.moving_spacing, region)
+            detailed.update({COVERAGE.format(k): value for k, value in scores.coverage.items()})
+            detailed[CALIBRATION_ERROR], detailed[STD_ERROR_SPEARMAN] = scores.calibration_error, scores.spearman
     return PairScores(pair, detailed)
 
 
@@ -278,7 +292,7 @@ class Evaluation:
 
     def _labels_of(self, metric: str, count: int) -> Sequence[int]:
         for method in self.config.methods:
-            if method.labels and metric in (method.name, method.name + MM_SUFFIX):
+            if method.labels and metric in (method.name, method.name + MM_SUFFIX, method.name + SAMPLE_STD_SUFFIX):
                 return method.labels
         return range(count)
 
@@ -323,7 +337,7 @@ def evaluate_folder(task: Task, disp_dir: str | Path, *, split: Split = "val", c
         used.add(path)
         npz = path.name.endswith(".npz")
         try:  # NIfTI as stored (no float64 copy); TRE then samples in the official precision of each format
-            disp = io.read_disp(path, spatial_shape=config.spatial_shape, as_stored=True)
+            disp = io.read_disp(path, spatial_shape=config.spatial_shape, as_stored=True, uncertainty=True)
         except DatasetError as err:
             scores.append(failed_pair(task, pair, config, str(err)))
             continue

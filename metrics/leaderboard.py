@@ -61,9 +61,10 @@ def task_leaderboard(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, stem: Path, *, title: str) -> None:
-    """``stem.csv`` and ``stem.md`` (a titled Markdown table, numbers to 4 significant digits)."""
+    """``stem.csv`` and ``stem.md`` (a titled Markdown table, numbers to 4 significant digits, "n/a" where a
+    method has no value, e.g. uncertainty metrics of a method that gives no uncertainty)."""
     with io.atomic_path(stem.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp)
-    markdown = f"# {title}\n\n{frame.to_markdown(floatfmt='.4g')}\n"
+    markdown = f"# {title}\n\n{frame.to_markdown(floatfmt='.4g', missingval='n/a')}\n"
     with io.atomic_path(stem.with_suffix(".md")) as tmp:
         tmp.write_text(markdown)

@@ -22,6 +22,8 @@ from regbench.errors import DatasetError
 from regbench.image import Image, LabelMap, Shape
 from regbench.pair import PairId
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
 
 
@@ -33,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     suffix = "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; a result file gets the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -142,12 +145,14 @@ def find_disp(folder: str | Path, pair: PairId) -> Path | None:
     return None
 
 
-def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored: bool = False) -> Displacement:
+def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored: bool = False,
+              uncertainty: bool = False) -> Displacement:
     """Read a submission field (``.nii.gz`` as float64, or a single-array ``.npz`` as float32, as the official code).
 
     The NIfTI affine is ignored, as in the official evaluation: the field is in voxels of the fixed grid.
     ``as_stored=True`` keeps a floating-point NIfTI field in its stored dtype (usually float32): the values
     are the same, without the volume-sized float64 copy, for callers that convert slab by slab (metrics).
+    ``uncertainty=True`` also reads the std and samples that ``write_disp`` put beside the field, if any.
     """
     path = Path(path)
     if path.name.endswith(".npz"):
@@ -167,12 +172,49 @@ def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored
         check_disp_array(data, where="displacement", spatial_shape=spatial_shape)
     except ValueError as err:
         raise DatasetError(path, str(err).removeprefix("displacement: ")) from err
+    if uncertainty:
+        return _read_uncertainty(path, data)
     return Displacement(data)
 
 
-def write_disp(path: str | Path, disp: Displacement) -> None:
-    """Write a field as the official examples do: channels last, float32, identity affine."""
+def uncertainty_path(path: str | Path) -> Path:
+    """Where ``write_disp`` keeps a field's std and samples: ``disp_<pair>_uncertainty.npz`` beside it.
+
+    A separate file, because the official format allows one array per field file; its name matches no
+    official pattern, so evaluators that do not know it ignore it.
+    """
     path = Path(path)
+    stem = path.name.removesuffix(".nii.gz").removesuffix(".npz")
+    return path.with_name(f"{stem}_uncertainty.npz")
+
+
+def _read_uncertainty(path: Path, data: np.ndarray) -> Displacement:
+    sidecar = uncertainty_path(path)
+    if not sidecar.is_file():
+        return Displacement(data)
+    try:
+        with np.load(sidecar) as archive:
+            std, samples = (archive[key].astype(np.float32) if key in archive.files else None
+                            for key in ("std", "samples"))
+        return Displacement(data, std=std, samples=samples)
+    except (*_READ_ERRORS, KeyError) as err:
+        raise DatasetError(sidecar, f"not a readable uncertainty file ({type(err).__name__}: {err})") from err
+
+
+def write_disp(path: str | Path, disp: Displacement) -> None:
+    """Write a field as the official examples do: channels last, float32, identity affine.
+
+    A field's std and samples, if it has any, go to ``uncertainty_path(path)`` (float32 arrays ``std`` and
+    ``samples``); a stale one from an earlier field is removed.
+    """
+    path = Path(path)
+    extra = {key: value.astype(np.float32) for key, value in (("std", disp.std), ("samples", disp.samples))
+             if value is not None}
+    if extra:
+        with atomic_path(uncertainty_path(path)) as tmp:
+            np.savez_compressed(tmp, **extra)
+    else:
+        uncertainty_path(path).unlink(missing_ok=True)
     if path.name.endswith(".npz"):
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, disp=disp.data.astype(np.float32))

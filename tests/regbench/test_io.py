@@ -104,3 +104,15 @@ def test_read_disp_as_stored_keeps_the_nifti_dtype(tmp_path, rng):
     stored = io.read_disp(tmp_path / "d.nii.gz", as_stored=True)
     assert official.data.dtype == np.float64 and stored.data.dtype == np.float32
     assert np.array_equal(official.data, stored.data)
+
+
+def test_atomic_outputs_get_the_usual_file_permissions(tmp_path):
+    import os
+
+    from regbench.io import atomic_path
+
+    with atomic_path(tmp_path / "table.csv") as tmp:
+        tmp.write_text("a\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o666 & ~umask
