@@ -32,7 +32,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image, Shape
 
-LPS_FROM_RAS = np.diag([1.0, 1.0, 1.0])
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True, eq=False)
