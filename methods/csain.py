@@ -99,7 +99,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image, Shape
-from regbench.method import Capabilities, Hyperparams, Method, Resources
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources
 from regbench.methods.components.filters import gaussian_blur
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.overlap import one_hot, soft_dice_loss
@@ -360,19 +360,20 @@ class _Validation:
     pairs: list[tuple[_Prepared, _Prepared, torch.Tensor, torch.Tensor]]
 
 
-class CSAINRegistration(Method):
+class CSAINRegistration(NetworkMethod):
     """LapIRN-style network conditioned by CSAIN on a per-region regularisation weight map."""
 
     name = "csain"
-    trainable = True
+    first_weight = "levels.0.encoder.0.weight"
+    shape_settings = "levels/channels/blocks"
     Params = CSAINParams
     capabilities: ClassVar[Capabilities] = Capabilities()
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=2, train_minutes=3)
     params: CSAINParams
+    net: CSAINNet | None
 
     def __init__(self, params: CSAINParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        self.net: CSAINNet | None = None
         self.tuned_weights: tuple[float, ...] | None = None
         self.loss_history: list[tuple[int, float, float, float]] = []
 
@@ -414,27 +415,18 @@ class CSAINRegistration(Method):
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The network's parameters and, under ``regularisation_weights``, the weights chosen after training
         (the tuned ones, or the default ones where there was nothing to tune on)."""
-        if self.net is None:
-            raise RegbenchError("csain: nothing to save, the network has not been trained or loaded")
         weights = self.tuned_weights or self.params.default_weights
-        return {**self.net.state_dict(), WEIGHTS_KEY: torch.tensor(weights, dtype=torch.float64)}
+        return {**super().state_dict(), WEIGHTS_KEY: torch.tensor(weights, dtype=torch.float64)}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        first = state.get("levels.0.encoder.0.weight")
-        if first is None or WEIGHTS_KEY not in state:
-            raise RegbenchError(f"csain: the state holds no CSAIN network (no levels.0.encoder.0.weight or "
-                                f"{WEIGHTS_KEY})")
+        if WEIGHTS_KEY not in state:
+            raise RegbenchError(f"csain: the state holds no {WEIGHTS_KEY}")
         weights = tuple(float(w) for w in state[WEIGHTS_KEY])
         if len(weights) != self.params.regions:
             raise RegbenchError(f"csain: the state's weights are for {len(weights)} regions, the configuration "
                                 f"has regions={self.params.regions}")
-        net = self.build(first.ndim - 2)
-        try:
-            net.load_state_dict({k: v for k, v in state.items() if k != WEIGHTS_KEY})
-        except RuntimeError as err:
-            raise RegbenchError(f"csain: the state does not fit the configured network ({err}); was it trained "
-                                "with other levels/channels/blocks settings?") from err
-        self.net, self.tuned_weights = net, weights
+        self.net = self.network_from_state({k: v for k, v in state.items() if k != WEIGHTS_KEY})
+        self.tuned_weights = weights
 
     # Training ------------------------------------------------------------------------------------------------
 

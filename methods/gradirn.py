@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -63,7 +63,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid, resize_disp
@@ -236,19 +236,20 @@ class GraDIRNNet(nn.Module):
         return fields
 
 
-class GraDIRN(Method):
+class GraDIRN(NetworkMethod):
     """Learned unrolled gradient descent (module docstring); one forward pass per pair."""
 
     name = "gradirn"
-    trainable = True
+    first_weight = "regularisers.0.0.0.weight"
+    shape_settings = "factors/repeats/layers/channels"
     Params = GraDIRNParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=5, train_minutes=3)
     params: GraDIRNParams
+    net: GraDIRNNet | None
 
     def __init__(self, params: GraDIRNParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        self.net: GraDIRNNet | None = None
         self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
@@ -260,22 +261,6 @@ class GraDIRN(Method):
                          step_size=p.step_size / (sum(p.repeats) + 1), step_scale=p.step_scale)
         return net.to(device=self.device, dtype=self.dtype)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        if self.net is None:
-            raise RegbenchError("gradirn: nothing to save, the network has not been trained or loaded")
-        return dict(self.net.state_dict())
-
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        first = state.get("regularisers.0.0.0.weight")
-        if first is None:
-            raise RegbenchError("gradirn: the state holds no GraDIRN network (no regularisers.0.0.0.weight)")
-        net = self.build(first.ndim - 2)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise RegbenchError(f"gradirn: the state does not fit the configured network ({err}); was it "
-                                "trained with other factors/repeats/layers/channels?") from err
-        self.net = net
 
     # Similarity ----------------------------------------------------------------------------------------------
 

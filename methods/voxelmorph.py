@@ -44,7 +44,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,7 +57,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
 from regbench.methods.affine import Affine, AffineParams
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
@@ -148,22 +148,23 @@ class VoxelMorphParams(Hyperparams):
                    instance_iterations=10, affine=AffineParams.smoke())
 
 
-class VoxelMorph(Method):
+class VoxelMorph(NetworkMethod):
     """Unsupervised (or semi-supervised) learning of a registration network; one forward pass per pair."""
 
     name = "voxelmorph"
-    trainable = True
+    first_weight = "encoder.0.0.weight"
+    shape_settings = "encoder/decoder/final"
     Params = VoxelMorphParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True, pair_seconds=2,
                                                  train_minutes=4)
     params: VoxelMorphParams
+    net: UNet | None
 
     def __init__(self, params: VoxelMorphParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         if self.params.dice_weight > 0:
             self.capabilities = dataclasses.replace(type(self).capabilities, needs_labels=True)
-        self.net: UNet | None = None
         self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
@@ -197,22 +198,6 @@ class VoxelMorph(Method):
             return output, integrate_svf(output, steps=self.params.integration_steps)
         return output, output
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        if self.net is None:
-            raise RegbenchError("voxelmorph: nothing to save, the network has not been trained or loaded")
-        return dict(self.net.state_dict())
-
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        first = state.get("encoder.0.0.weight")
-        if first is None:
-            raise RegbenchError("voxelmorph: the state holds no U-Net (no encoder.0.0.weight)")
-        net = self.build(first.ndim - 2)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise RegbenchError(f"voxelmorph: the state does not fit the configured network ({err}); "
-                                "was it trained with other encoder/decoder/final settings?") from err
-        self.net = net
 
     # Training ------------------------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,7 +78,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.pyramid import downsample_image, resize_disp
 from regbench.methods.components.regularisers import diffusion_loss
@@ -256,19 +256,20 @@ class VRNetParams(Hyperparams):
         return cls(encoder=(4, 8, 8), decoder=(8, 8), final=(), cascades=1, theta=0.1, iterations=30, lr=3e-3)
 
 
-class VRNet(Method):
+class VRNet(NetworkMethod):
     """A cascade of warping, denoising and closed-form intensity-consistency layers; one forward pass per pair."""
 
     name = "vrnet"
-    trainable = True
+    first_weight = "initial.encoder.0.0.weight"
+    shape_settings = "encoder/decoder/final/cascades/ic_steps"
     Params = VRNetParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=False)
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=3, train_minutes=10)
     params: VRNetParams
+    net: VRNetwork | None
 
     def __init__(self, params: VRNetParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        self.net: VRNetwork | None = None
         self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
@@ -284,22 +285,6 @@ class VRNet(Method):
         """An image as the network sees it: normalised to [0, 1], on the network grid, (1, 1, *grid)."""
         return downsample_image(normalise_intensity(self.to_tensor(image)), self.params.downsize)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        if self.net is None:
-            raise RegbenchError("vrnet: nothing to save, the network has not been trained or loaded")
-        return dict(self.net.state_dict())
-
-    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        first = state.get("initial.encoder.0.0.weight")
-        if first is None:
-            raise RegbenchError("vrnet: the state holds no VR-Net (no initial.encoder.0.0.weight)")
-        net = self.build(first.ndim - 2)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as err:
-            raise RegbenchError(f"vrnet: the state does not fit the configured network ({err}); was it trained "
-                                "with other encoder/decoder/final/cascades/ic_steps settings?") from err
-        self.net = net
 
     # Training ------------------------------------------------------------------------------------------------
 

@@ -342,6 +342,47 @@ class Method(ABC):
             raise RegbenchError(f"{where}: the method declares uncertainty but returned neither std nor samples")
 
 
+class NetworkMethod(Method):
+    """A learning method whose learned state is one network, ``self.net``, made by ``build(ndim)``.
+
+    Saving and loading are the same for every such method, so they live here. A subclass names the state key
+    whose weight reveals the network's dimensionality (``first_weight``: its tensor has ndim + 2 dimensions) and
+    the settings that shape the network (``shape_settings``), which the error for a mismatched state names.
+    """
+
+    trainable = True
+    first_weight: ClassVar[str]
+    shape_settings: ClassVar[str]
+
+    def __init__(self, params: Hyperparams | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self.net: torch.nn.Module | None = None
+
+    @abstractmethod
+    def build(self, ndim: int) -> torch.nn.Module:
+        """A fresh network for ``ndim``-D pairs, on the method's device and dtype."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if self.net is None:
+            raise RegbenchError(f"{self.name}: nothing to save, the network has not been trained or loaded")
+        return dict(self.net.state_dict())
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.net = self.network_from_state(state)
+
+    def network_from_state(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+        """A network built for the state's dimensionality with the state's weights loaded."""
+        first = state.get(self.first_weight)
+        if first is None:
+            raise RegbenchError(f"{self.name}: the state holds no {self.name} network (no {self.first_weight})")
+        net = self.build(first.ndim - 2)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise RegbenchError(f"{self.name}: the state does not fit the configured network ({err}); was it "
+                                f"trained with other {self.shape_settings} settings?") from err
+        return net
+
 class _LazyPairs(Sequence[Pair]):
     """Training pairs that load from the task when accessed (so a large training set need not fit in memory),
     each validated as it is handed out."""
