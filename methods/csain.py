@@ -84,7 +84,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -551,16 +550,7 @@ class CSAINRegistration(NetworkMethod):
         return resize_disp(disp, shape)
 
     def estimate(self, pair: Pair) -> Displacement:
-        if self.net is None:
-            warnings.warn("csain: registering with an untrained network (train or load one first)",
-                          RuntimeWarning, stacklevel=2)
-            self.net = self.build(pair.ndim)
-        if self.net.ndim != pair.ndim:
-            raise RegbenchError(f"csain: the network registers {self.net.ndim}D pairs, pair {pair.id.key} is "
-                                f"{pair.ndim}D")
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"csain: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and moving "
-                                f"grid {pair.moving.image.shape}; the network needs one grid for both")
+        self.network_for(pair)
         weights = self.registration_weights()
         with torch.no_grad():
             fixed, moving = self.prepare(pair.fixed.image), self.prepare(pair.moving.image)

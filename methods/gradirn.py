@@ -49,7 +49,6 @@ test Dice goes from 0.45 (identity) and 0.60 (untrained: plain unrolled SSD desc
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,7 +306,7 @@ class GraDIRN(NetworkMethod):
         def training_pair(index: int) -> tuple[list[Level], list[Level]]:
             if index not in pair_cases:
                 pair = first if index == 0 else pairs[index]
-                self._check_grids(pair)
+                self.check_one_grid(pair)
                 for case in (pair.fixed, pair.moving):
                     if case.id not in prepared:
                         with torch.no_grad():
@@ -334,14 +333,7 @@ class GraDIRN(NetworkMethod):
     def unrolled(self, pair: Pair) -> tuple[list[torch.Tensor], list[Level], list[Level]]:
         """(the field after every unrolled step, fixed pyramid, moving pyramid) for ``pair``, without training
         graphs; an untrained network is built (with a warning) if none is there."""
-        if self.net is None:
-            warnings.warn("gradirn: registering with an untrained network (train or load one first)",
-                          RuntimeWarning, stacklevel=3)
-            self.net = self.build(pair.ndim)
-        if self.net.ndim != pair.ndim:
-            raise RegbenchError(f"gradirn: the network registers {self.net.ndim}D pairs, pair {pair.id.key} "
-                                f"is {pair.ndim}D")
-        self._check_grids(pair)
+        self.network_for(pair)
         similarity = self.similarity_name(pair)
         with torch.no_grad():
             fixed = self.pyramid(pair.fixed.image, similarity)
@@ -369,7 +361,3 @@ class GraDIRN(NetworkMethod):
                     energies.append(dissimilarity(fixed[-1].features, warped))
         return np.array([e.item() for e in energies])
 
-    def _check_grids(self, pair: Pair) -> None:
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"gradirn: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and moving "
-                                f"grid {pair.moving.image.shape}; the network needs one grid for both")

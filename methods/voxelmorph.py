@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,16 +298,7 @@ class VoxelMorph(NetworkMethod):
     # Registration --------------------------------------------------------------------------------------------
 
     def estimate(self, pair: Pair) -> Displacement:
-        if self.net is None:
-            warnings.warn("voxelmorph: registering with an untrained network (train or load one first)",
-                          RuntimeWarning, stacklevel=2)
-            self.net = self.build(pair.ndim)
-        if self.net.ndim != pair.ndim:
-            raise RegbenchError(f"voxelmorph: the network registers {self.net.ndim}D pairs, pair {pair.id.key} "
-                                f"is {pair.ndim}D")
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"voxelmorph: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and "
-                                f"moving grid {pair.moving.image.shape}; the network needs one grid for both")
+        self.network_for(pair)
         initial = self.initial_alignment(pair)
         with torch.no_grad():
             fixed, moving = _Prepared(self.network_input(pair.fixed.image)), \

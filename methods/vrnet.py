@@ -64,7 +64,6 @@ than L2 on both tasks, but L2 stays the default as in the reference code.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,7 +308,7 @@ class VRNet(NetworkMethod):
         def training_pair(index: int) -> tuple[torch.Tensor, torch.Tensor]:
             if index not in pair_cases:
                 pair = pairs[index]
-                self._check_grids(pair)
+                self.check_one_grid(pair)
                 for case in (pair.fixed, pair.moving):
                     if case.id not in prepared:
                         prepared[case.id] = self.network_input(case.image)
@@ -333,19 +332,8 @@ class VRNet(NetworkMethod):
     # Registration --------------------------------------------------------------------------------------------
 
     def estimate(self, pair: Pair) -> Displacement:
-        if self.net is None:
-            warnings.warn("vrnet: registering with an untrained network (train or load one first)",
-                          RuntimeWarning, stacklevel=2)
-            self.net = self.build(pair.ndim)
-        if self.net.ndim != pair.ndim:
-            raise RegbenchError(f"vrnet: the network registers {self.net.ndim}D pairs, pair {pair.id.key} is "
-                                f"{pair.ndim}D")
-        self._check_grids(pair)
+        self.network_for(pair)
         with torch.no_grad():
             disp = self.net(self.network_input(pair.moving.image), self.network_input(pair.fixed.image))
         return Displacement.from_torch(resize_disp(disp, pair.fixed.image.shape))
 
-    def _check_grids(self, pair: Pair) -> None:
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"vrnet: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and moving "
-                                f"grid {pair.moving.image.shape}; the network needs one grid for both")

@@ -370,6 +370,25 @@ class NetworkMethod(Method):
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         self.net = self.network_from_state(state)
 
+    def network_for(self, pair: Pair) -> torch.nn.Module:
+        """The network that registers ``pair``: the trained one, or a fresh untrained one (with a warning) if
+        there is none; refused if it was built for another dimensionality or the pair has two grids."""
+        if self.net is None:
+            warnings.warn(f"{self.name}: registering with an untrained network (train or load one first)",
+                          RuntimeWarning, stacklevel=3)
+            self.net = self.build(pair.ndim)
+        if self.net.ndim != pair.ndim:
+            raise RegbenchError(f"{self.name}: the network registers {self.net.ndim}D pairs, pair {pair.id.key} "
+                                f"is {pair.ndim}D")
+        self.check_one_grid(pair)
+        return self.net
+
+    def check_one_grid(self, pair: Pair) -> None:
+        """Refuse a pair whose images lie on different grids: the network sees them stacked as channels."""
+        if pair.fixed.image.shape != pair.moving.image.shape:
+            raise RegbenchError(f"{self.name}: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and "
+                                f"moving grid {pair.moving.image.shape}; the network needs one grid for both")
+
     def network_from_state(self, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
         """A network built for the state's dimensionality with the state's weights loaded."""
         first = state.get(self.first_weight)
