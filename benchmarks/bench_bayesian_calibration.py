@@ -6,7 +6,8 @@ default settings; ``vi+sgld``: the same VI followed by 4 Langevin chains of ``--
 burn-in, every 10th state kept) and scored by ``regbench.metrics.evaluate.evaluate_pair``: Dice, displacement
 error, the share of true errors within 1/2/3 predicted sigma (Gaussian: 0.683/0.954/0.997), the calibration
 error and the rank correlation of predicted std and actual error (``metrics.uncertainty``). Runtime is the
-method's own wall time per pair and, beside it, the process CPU time (which a busy machine inflates less).
+method's own wall time per pair and, beside it, the process CPU time (which a busy machine inflates less). An
+``identity`` row per task gives the Dice and displacement error the posterior mean has to beat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from regbench.dataset import read_dataset
+from regbench.displacement import Displacement
 from regbench.metrics.eval_config import config_for_task
 from regbench.metrics.evaluate import CALIBRATION_ERROR, COVERAGE, DISP_ERROR, STD_ERROR_SPEARMAN, evaluate_pair
 from regbench.registry import get_method
@@ -44,6 +46,10 @@ def main() -> None:
             config = config_for_task(task, "test")
             pair_ids = task.pair_ids("test")[: args.pairs]
             pairs = {p: task.load_pair(p, with_labels=False) for p in pair_ids}
+            identity = [evaluate_pair(task, p, Displacement.zeros(pair.fixed.image.shape), config)
+                        for p, pair in pairs.items()]
+            print(f"{name:11s} {'identity':8s} {'':7s} {'':6s} {np.mean([s.mean('DSC') for s in identity]):16.3f} "
+                  f"{np.mean([s.mean(DISP_ERROR) for s in identity]):16.3f}", flush=True)
             for variant, overrides in variants.items():
                 method = get_method("bayesian", scale=args.scale, threads=args.threads, **overrides)
                 walls, cpus, scores = [], [], []

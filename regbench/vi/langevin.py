@@ -12,6 +12,13 @@ directions that the low-rank factor captured are not used to precondition (a fac
 posterior's soft directions makes stiff ones unstable) but are present in the chains' starting points.
 There is no Metropolis correction (as in the paper), so the chains sample the posterior up to a bias of
 order tau; with a stochastic ``log_density`` this is SGLD (Welling and Teh 2011).
+
+The drift of each coordinate is clipped to one of q's standard deviations per step, |tau P_i g_i| <=
+sqrt(P_i), so a chain that wanders where the posterior is steep cannot be thrown off by one step; near the
+posterior's bulk the clip never acts (for a Gaussian posterior whose scale q matches, only beyond 1 / tau
+standard deviations from the mean). Unclipped, a chain on a synthetic cardiac pair reached displacements of
+95 voxels. Taming the drift smoothly instead (Brosse et al. 2019) biased even a Gaussian target's variance by
+40 % at tau = 0.1.
 """
 
 from __future__ import annotations
@@ -54,8 +61,9 @@ def sgld(q: Family, log_density: Callable[[torch.Tensor], torch.Tensor], *, step
         current = state.detach().requires_grad_()
         gradient, = torch.autograd.grad(log_density(current).sum(), current)
         with torch.no_grad():
-            state = current + step_size * variance * gradient \
-                + math.sqrt(2 * step_size) * variance.sqrt() * torch.randn_like(current)
+            scale = variance.sqrt()
+            drift = torch.maximum(torch.minimum(step_size * variance * gradient, scale), -scale)
+            state = current + drift + math.sqrt(2 * step_size) * variance.sqrt() * torch.randn_like(current)
         if step >= burn_in and (step - burn_in + 1) % thin == 0:
             kept.append(state)
     return torch.cat(kept).detach()
