@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -48,3 +49,11 @@ def get_method(name: str, *, scale: str = "default", seed: int = 0, threads: int
                device: str | torch.device = "cpu", **overrides: Any) -> Method:
     """A ready method: ``method_class(name).configure(...)`` with the scale's preset and config overrides."""
     return method_class(name).configure(scale=scale, seed=seed, threads=threads, device=device, **overrides)
+
+
+def config_overrides(config: Mapping[str, Any], task: str, method: str) -> dict[str, Any]:
+    """The settings a workflow config (``config/config.yaml``) gives ``method`` on ``task``: its ``overrides``
+    entry, updated by the ``task_overrides`` entry of the task, so benchmarks run methods as the workflow does."""
+    merged = dict((config.get("overrides") or {}).get(method) or {})
+    merged.update(((config.get("task_overrides") or {}).get(task) or {}).get(method) or {})
+    return merged

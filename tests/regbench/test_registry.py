@@ -10,7 +10,7 @@ import pytest
 from regbench import methods
 from regbench.errors import RegbenchError
 from regbench.method import Method
-from regbench.registry import get_method, list_methods, method_class
+from regbench.registry import config_overrides, get_method, list_methods, method_class
 
 
 def test_every_method_file_is_listed_and_nothing_else():
@@ -58,3 +58,12 @@ def test_a_method_file_must_define_one_method_named_after_it(monkeypatch):
     del module.Misnamed
     with pytest.raises(RegbenchError, match="defines exactly one Method subclass, found 0"):
         method_class("stray")
+
+
+def test_config_overrides_apply_the_task_entry_after_the_method_entry():
+    config = {"overrides": {"iterative": {"diffusion": 1.0, "window": 7}},
+              "task_overrides": {"cardiac_mr": {"iterative": {"window": 3}}, "empty": None}}
+    assert config_overrides(config, "cardiac_mr", "iterative") == {"diffusion": 1.0, "window": 3}
+    assert config_overrides(config, "brain_mr", "iterative") == {"diffusion": 1.0, "window": 7}
+    assert config_overrides(config, "empty", "affine") == {}
+    assert config_overrides({"overrides": {}, "task_overrides": {}}, "brain_mr", "affine") == {}

@@ -4,7 +4,7 @@ import os
 
 from snakemake.utils import validate
 
-from regbench.registry import method_class
+from regbench.registry import config_overrides, method_class
 from regbench.tasks.spec import load_spec
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -48,9 +48,7 @@ def model_if_trainable(wildcards):
 
 def method_overrides(wildcards):
     """Config overrides for one method on one task: method-wide first, then task-specific."""
-    merged = dict(config["overrides"].get(wildcards.method, {}))
-    merged.update(config["task_overrides"].get(wildcards.task, {}).get(wildcards.method, {}))
-    return merged
+    return config_overrides(config, wildcards.task, wildcards.method)
 
 
 def metrics_by_method(wildcards):
