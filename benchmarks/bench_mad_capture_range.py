@@ -19,7 +19,7 @@ Dice against the size of the misalignment) under ``--out``.
 Run on demand, not in the tests: ``python benchmarks/bench_mad_capture_range.py [--pairs 2]
 [--rotations 0 20 40 60] [--translations 0 30 60 90] [--scale default] [--model mad.pt] [--out DIR]``.
 Default scale (64 x 56 x 64 voxels of 4 mm), 2 pairs, ``--threads 1``: MAD trained in 5 minutes and the 48
-registrations took 3 minutes on a shared 2-core machine (MAD 5 s, MI 1.8 s, NGF 0.4 s per registration);
+registrations took 2 minutes on a shared 2-core machine (MAD 5.5 s, MI 1.9 s, NGF 0.5 s per registration);
 ``--model`` skips training. The table of that run is in ``methods/mad.py``'s docstring.
 """
 

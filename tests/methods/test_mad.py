@@ -83,8 +83,9 @@ def trained(tmp_path_factory, synthetic_pair):
 def test_training_lowers_the_loss(trained):
     _, workdir = trained
     losses = np.loadtxt(workdir / LOSS_LOG, delimiter=",", skiprows=1)[:, 1]
-    # Measured: the mean of the last 100 steps is 0.63 times that of the first 100, although random
-    # appearances are rare at first and common at the end (the curriculum).
+    # Measured: the mean of the last 100 steps is 0.74 times that of the first 100 (0.66 with intensity-only
+    # random convolutions, kernel_sizes (1,)), although random appearances are rare at first and common at the
+    # end (the curriculum).
     assert losses.shape == (SETTINGS["steps"],)
     assert losses[-100:].mean() < 0.85 * losses[:100].mean()
 
@@ -185,6 +186,6 @@ def test_affine_registration_improves_dice_on_abdomen_mrct(generated_task, mean_
     pair = _rigidly_moved(task.load_pair(task.pair_ids("test")[0]), 10.0, (0.1, -0.1, 0.05))
     identity = mean_dice(pair, Displacement.zeros(pair.fixed.image.shape))
     dice = mean_dice(pair, method.register(pair))
-    # Measured: identity 0.213, MAD 0.400 (0.488 and 0.470 with seeds 1 and 2); affine with MI 0.539, NGF 0.565
-    # at the same pyramid and iterations.
+    # Measured: identity 0.213, MAD 0.500 (0.400 with kernel_sizes (1,) and scale_prior 1, and then 0.488 and
+    # 0.470 with seeds 1 and 2); affine with MI 0.539, NGF 0.565 at the same pyramid and iterations.
     assert dice > identity + 0.1, f"MAD {dice:.3f} vs identity {identity:.3f}"
