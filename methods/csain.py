@@ -374,7 +374,6 @@ class CSAINRegistration(NetworkMethod):
     def __init__(self, params: CSAINParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self.tuned_weights: tuple[float, ...] | None = None
-        self.loss_history: list[tuple[int, float, float, float]] = []
 
     # Building blocks -----------------------------------------------------------------------------------------
 

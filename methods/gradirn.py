@@ -52,7 +52,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -246,10 +246,6 @@ class GraDIRN(NetworkMethod):
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=5, train_minutes=3)
     params: GraDIRNParams
     net: GraDIRNNet | None
-
-    def __init__(self, params: GraDIRNParams | None = None, **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
 

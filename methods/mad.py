@@ -67,7 +67,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -205,10 +205,6 @@ class MAD(NetworkMethod, Affine):
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=10, train_minutes=10)
     params: MADParams
     net: MADNet | None
-
-    def __init__(self, params: MADParams | None = None, **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
 

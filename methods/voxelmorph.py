@@ -164,7 +164,6 @@ class VoxelMorph(NetworkMethod):
         super().__init__(params, **kwargs)
         if self.params.dice_weight > 0:
             self.capabilities = dataclasses.replace(type(self).capabilities, needs_labels=True)
-        self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -266,10 +266,6 @@ class VRNet(NetworkMethod):
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=3, train_minutes=10)
     params: VRNetParams
     net: VRNetwork | None
-
-    def __init__(self, params: VRNetParams | None = None, **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        self.loss_history: list[float] = []
 
     # Network -------------------------------------------------------------------------------------------------
 

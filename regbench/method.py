@@ -357,6 +357,7 @@ class NetworkMethod(Method):
     def __init__(self, params: Hyperparams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self.net: torch.nn.Module | None = None
+        self.loss_history: list[Any] = []  # what ``fit`` logs per training step, for its loss file
 
     @abstractmethod
     def build(self, ndim: int) -> torch.nn.Module:
