@@ -105,10 +105,9 @@ from regbench.methods.components.overlap import one_hot, soft_dice_loss
 from regbench.methods.components.pyramid import check_pyramid, downsample_image, resize_disp, resize_image
 from regbench.methods.components.regularisers import diffusion_loss
 from regbench.methods.components.similarity import lncc_loss
-from regbench.pair import CaseId, Pair
+from regbench.pair import Pair
 from regbench.spatial import warp, warp_labels
 
-LOSS_LOG = "training_loss.csv"
 TUNING_RECORD = "tuned_weights.json"
 WEIGHTS_KEY = "regularisation_weights"
 
@@ -432,19 +431,7 @@ class CSAINRegistration(NetworkMethod):
         """Train level by level (coarser levels frozen for ``freeze`` steps when a level starts, all of them
         trained after), then tune the weights on the validation pairs. Each training case is loaded and
         prepared once and kept in memory, so steps after the first visit of a pair do no IO."""
-        prepared: dict[CaseId, _Prepared] = {}
-        pair_cases: dict[int, tuple[CaseId, CaseId]] = {}
-
-        def training_pair(index: int) -> tuple[_Prepared, _Prepared]:
-            if index not in pair_cases:
-                pair = pairs[index]
-                for case in (pair.fixed, pair.moving):
-                    if case.id not in prepared:
-                        prepared[case.id] = self.prepare(case.image)
-                pair_cases[index] = (pair.fixed.id, pair.moving.id)
-            fixed_id, moving_id = pair_cases[index]
-            return prepared[fixed_id], prepared[moving_id]
-
+        training_pair = self.prepared_pairs(pairs, self.prepare, one_grid=False)
         self.net = self.build(task.ndim)
         self.loss_history = []
         low, high = self.params.weight_range
@@ -464,9 +451,7 @@ class CSAINRegistration(NetworkMethod):
                 self.loss_history.append((level, (similarity + smoothness).item(), similarity.item(),
                                           smoothness.item()))
         self.net.requires_grad_(True)
-        rows = [(i + 1, *row) for i, row in enumerate(self.loss_history)]
-        np.savetxt(workdir / LOSS_LOG, rows, delimiter=",", header="step,level,loss,similarity,smoothness",
-                   comments="", fmt=["%d", "%d", "%.6g", "%.6g", "%.6g"])
+        self.write_loss_log(workdir, ("level", "loss", "similarity", "smoothness"))
         self.tune(task, workdir)
 
     def losses(self, net: CSAINNet, fixed: _Prepared, moving: _Prepared, weights: torch.Tensor,

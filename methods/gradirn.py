@@ -69,11 +69,10 @@ from regbench.methods.components.pyramid import check_pyramid, image_pyramid, re
 from regbench.methods.components.regularisers import diffusion_loss
 from regbench.methods.components.similarity import lncc_loss, mi_loss, mse_loss, ncc_loss, ngf_loss
 from regbench.methods.components.unet import ConvBlock
-from regbench.pair import CaseId, Pair
+from regbench.pair import Pair
 from regbench.spatial import warp
 
 SIMILARITIES = ("auto", "mse", "ncc", "lncc", "mi", "ngf", "mind")
-LOSS_LOG = "training_loss.csv"
 Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -256,7 +255,6 @@ class GraDIRN(NetworkMethod):
                          step_size=p.step_size / (sum(p.repeats) + 1), step_scale=p.step_scale)
         return net.to(device=self.device, dtype=self.dtype)
 
-
     # Similarity ----------------------------------------------------------------------------------------------
 
     def similarity_name(self, pair: Pair) -> str:
@@ -296,21 +294,7 @@ class GraDIRN(NetworkMethod):
         """
         first = pairs[0]
         similarity = self.similarity_name(first)
-        prepared: dict[CaseId, list[Level]] = {}
-        pair_cases: dict[int, tuple[CaseId, CaseId]] = {}
-
-        def training_pair(index: int) -> tuple[list[Level], list[Level]]:
-            if index not in pair_cases:
-                pair = first if index == 0 else pairs[index]
-                self.check_one_grid(pair)
-                for case in (pair.fixed, pair.moving):
-                    if case.id not in prepared:
-                        with torch.no_grad():
-                            prepared[case.id] = self.pyramid(case.image, similarity)
-                pair_cases[index] = (pair.fixed.id, pair.moving.id)
-            fixed_id, moving_id = pair_cases[index]
-            return prepared[fixed_id], prepared[moving_id]
-
+        training_pair = self.prepared_pairs(pairs, functools.partial(self.pyramid, similarity=similarity))
         self.net = self.build(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
@@ -320,9 +304,7 @@ class GraDIRN(NetworkMethod):
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
-        steps = np.arange(1, len(self.loss_history) + 1)
-        np.savetxt(workdir / LOSS_LOG, np.column_stack([steps, self.loss_history]), delimiter=",",
-                   header="step,loss", comments="", fmt=["%d", "%.6g"])
+        self.write_loss_log(workdir)
 
     # Registration --------------------------------------------------------------------------------------------
 

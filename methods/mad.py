@@ -69,7 +69,6 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -85,7 +84,6 @@ from regbench.pair import CaseId, Pair
 from regbench.spatial import warp
 
 SIDES = ("moving", "fixed")
-LOSS_LOG = "training_loss.csv"
 
 
 @dataclass(frozen=True)
@@ -254,9 +252,7 @@ class MAD(NetworkMethod, Affine):
             schedule.step()
             self.loss_history.append(loss.item())
         self.net.eval().requires_grad_(False)
-        steps = np.arange(1, len(self.loss_history) + 1)
-        np.savetxt(workdir / LOSS_LOG, np.column_stack([steps, self.loss_history]), delimiter=",",
-                   header="step,loss", comments="", fmt=["%d", "%.6g"])
+        self.write_loss_log(workdir)
 
     def training_batch(self, level: torch.Tensor, span: torch.Tensor, chance: float, reach: float
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

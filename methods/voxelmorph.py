@@ -70,7 +70,6 @@ from regbench.progress import Progress
 from regbench.spatial import compose, integrate_svf, warp
 
 SIMILARITIES = ("auto", "lncc", "mse", "mind")
-LOSS_LOG = "training_loss.csv"
 PROGRESS_EVERY = 50  # training steps between progress lines in the log (also one line at least every 30 s)
 
 
@@ -250,9 +249,7 @@ class VoxelMorph(NetworkMethod):
             optimiser.step()
             self.loss_history.append(loss.item())
             progress.step(loss=self.loss_history[-1])
-        steps = np.arange(1, len(self.loss_history) + 1)
-        np.savetxt(workdir / LOSS_LOG, np.column_stack([steps, self.loss_history]), delimiter=",",
-                   header="step,loss", comments="", fmt=["%d", "%.6g"])
+        self.write_loss_log(workdir)
 
     def initial_alignment(self, pair: Pair) -> torch.Tensor | None:
         """The ``affine`` displacement (1, ndim, *grid) of the pair in voxels of its grid, or None without

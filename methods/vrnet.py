@@ -69,7 +69,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -83,12 +82,11 @@ from regbench.methods.components.pyramid import downsample_image, resize_disp
 from regbench.methods.components.regularisers import diffusion_loss
 from regbench.methods.components.similarity import lncc_loss, mse_loss
 from regbench.methods.components.unet import UNet
-from regbench.pair import CaseId, Pair
+from regbench.pair import Pair
 from regbench.spatial import warp
 
 DATA_TERMS = ("l2", "l1")
 SIMILARITIES = ("mse", "lncc")
-LOSS_LOG = "training_loss.csv"
 L1_EPS = 1e-5
 """Added to |grad I|^2 in the L1 step (as in the reference) so that flat regions do not divide by zero."""
 
@@ -280,7 +278,6 @@ class VRNet(NetworkMethod):
         """An image as the network sees it: normalised to [0, 1], on the network grid, (1, 1, *grid)."""
         return downsample_image(normalise_intensity(self.to_tensor(image)), self.params.downsize)
 
-
     # Training ------------------------------------------------------------------------------------------------
 
     def training_loss(self, net: VRNetwork, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
@@ -298,20 +295,7 @@ class VRNet(NetworkMethod):
 
         Each training case is normalised and resampled to the network grid once and kept in memory.
         """
-        prepared: dict[CaseId, torch.Tensor] = {}
-        pair_cases: dict[int, tuple[CaseId, CaseId]] = {}
-
-        def training_pair(index: int) -> tuple[torch.Tensor, torch.Tensor]:
-            if index not in pair_cases:
-                pair = pairs[index]
-                self.check_one_grid(pair)
-                for case in (pair.fixed, pair.moving):
-                    if case.id not in prepared:
-                        prepared[case.id] = self.network_input(case.image)
-                pair_cases[index] = (pair.fixed.id, pair.moving.id)
-            fixed_id, moving_id = pair_cases[index]
-            return prepared[fixed_id], prepared[moving_id]
-
+        training_pair = self.prepared_pairs(pairs, self.network_input)
         self.net = self.build(pairs[0].ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
@@ -321,9 +305,7 @@ class VRNet(NetworkMethod):
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
-        steps = np.arange(1, len(self.loss_history) + 1)
-        np.savetxt(workdir / LOSS_LOG, np.column_stack([steps, self.loss_history]), delimiter=",",
-                   header="step,loss", comments="", fmt=["%d", "%.6g"])
+        self.write_loss_log(workdir)
 
     # Registration --------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError
 from regbench.image import Image
-from regbench.pair import Pair, PairId
+from regbench.pair import CaseId, Pair, PairId
 
 SCALES: tuple[str, ...] = ("smoke", "default", "paper")
 
@@ -342,6 +342,10 @@ class Method(ABC):
             raise RegbenchError(f"{where}: the method declares uncertainty but returned neither std nor samples")
 
 
+LOSS_LOG = "training_loss.csv"  # the per-step training loss a network method writes to its workdir
+Prepared = TypeVar("Prepared")
+
+
 class NetworkMethod(Method):
     """A learning method whose learned state is one network, ``self.net``, made by ``build(ndim)``.
 
@@ -383,6 +387,37 @@ class NetworkMethod(Method):
                                 f"is {pair.ndim}D")
         self.check_one_grid(pair)
         return self.net
+
+    def prepared_pairs(self, pairs: Sequence[Pair], prepare: Callable[[Image], Prepared], *,
+                       one_grid: bool = True) -> Callable[[int], tuple[Prepared, Prepared]]:
+        """``pair_at(index)``: the (fixed, moving) images of ``pairs[index]`` as ``prepare`` makes them. Each
+        case is loaded and prepared on its first visit and kept, so later training steps do no IO and a case in
+        several pairs is prepared once. ``one_grid`` refuses pairs on two grids (``check_one_grid``)."""
+        prepared: dict[CaseId, Prepared] = {}
+        visited: dict[int, tuple[CaseId, CaseId]] = {}
+
+        def pair_at(index: int) -> tuple[Prepared, Prepared]:
+            if index not in visited:
+                pair = pairs[index]
+                if one_grid:
+                    self.check_one_grid(pair)
+                for case in (pair.fixed, pair.moving):
+                    if case.id not in prepared:
+                        with torch.no_grad():
+                            prepared[case.id] = prepare(case.image)
+                visited[index] = (pair.fixed.id, pair.moving.id)
+            fixed_id, moving_id = visited[index]
+            return prepared[fixed_id], prepared[moving_id]
+
+        return pair_at
+
+    def write_loss_log(self, workdir: Path, columns: Sequence[str] = ("loss",)) -> None:
+        """``loss_history`` (a value, or a tuple of ``columns``, per step) as ``workdir / LOSS_LOG``, with a
+        step column first."""
+        values = np.asarray(self.loss_history, dtype=np.float64).reshape(len(self.loss_history), len(columns))
+        steps = np.arange(1, len(values) + 1)
+        np.savetxt(Path(workdir) / LOSS_LOG, np.column_stack([steps, values]), delimiter=",",
+                   header=",".join(["step", *columns]), comments="", fmt=["%d"] + ["%.6g"] * len(columns))
 
     def check_one_grid(self, pair: Pair) -> None:
         """Refuse a pair whose images lie on different grids: the network sees them stacked as channels."""

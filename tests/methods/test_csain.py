@@ -13,9 +13,10 @@ import torch
 from regbench.dataset import Task, describe, image_relpath, read_dataset, write_dataset
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
+from regbench.method import LOSS_LOG
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.regularisers import diffusion_loss
-from regbench.methods.csain import CSAIN, LOSS_LOG, TUNING_RECORD, CSAINParams, intensity_regions
+from regbench.methods.csain import CSAIN, TUNING_RECORD, CSAINParams, intensity_regions
 from regbench.pair import Case, CaseId, PairId
 from regbench.registry import get_method
 from regbench.spatial import jacobian_det

@@ -11,8 +11,9 @@ from torch import nn
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
+from regbench.method import LOSS_LOG
 from regbench.methods.components.similarity import mse_loss
-from regbench.methods.gradirn import LOSS_LOG, GraDIRN, GraDIRNParams, Level
+from regbench.methods.gradirn import GraDIRN, GraDIRNParams, Level
 from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import training_pairs

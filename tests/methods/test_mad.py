@@ -19,11 +19,12 @@ from regbench.dataset import describe, image_relpath, read_dataset, write_datase
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image, LabelMap
+from regbench.method import LOSS_LOG
 from regbench.methods.affine import affine_disp, physical_span
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mad_distance import mad_loss
 from regbench.methods.components.pyramid import downsample_image
-from regbench.methods.mad import LOSS_LOG, MADParams
+from regbench.methods.mad import MADParams
 from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import training_pairs

@@ -10,7 +10,8 @@ import torch
 from regbench.dataset import describe, image_relpath, read_dataset, write_dataset
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
-from regbench.methods.voxelmorph import LOSS_LOG, VoxelMorphParams
+from regbench.method import LOSS_LOG
+from regbench.methods.voxelmorph import VoxelMorphParams
 from regbench.pair import Case, CaseId, PairId
 from regbench.registry import get_method
 from regbench.spatial import jacobian_det

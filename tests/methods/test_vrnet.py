@@ -11,8 +11,9 @@ import torch
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
+from regbench.method import LOSS_LOG
 from regbench.methods.components.pyramid import resize_disp
-from regbench.methods.vrnet import LOSS_LOG, IntensityConsistency, VRNetParams, intensity_consistency
+from regbench.methods.vrnet import IntensityConsistency, VRNetParams, intensity_consistency
 from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import training_pairs
