@@ -28,7 +28,7 @@ import torch
 
 from regbench.displacement import Displacement
 from regbench.image import Image, Shape
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice, similarity_by_modality
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid
 from regbench.methods.components.similarity import lncc_loss, mi_loss, mse_loss, ncc_loss, ngf_loss
@@ -146,9 +146,7 @@ class Affine(Method):
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured similarity, or LNCC / MI by modality."""
-        if self.params.similarity == "auto":
-            return "mi" if pair.multimodal else "lncc"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="lncc", multi="mi")
 
     def loss(self, pair: Pair) -> Loss:
         """The similarity loss for this pair, with the configured settings."""

@@ -52,7 +52,7 @@ from regbench import io
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.itk_transform import disp_from_physical_field, itk_error_reason
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice, similarity_by_modality
 from regbench.pair import Pair
 
 SIMILARITIES = ("auto", "cc", "mi")
@@ -149,9 +149,7 @@ class Ants(Method):
 
     def similarity_name(self, pair: Pair) -> str:
         """SyN's metric for this pair: the configured one, or CC / MI by modality."""
-        if self.params.similarity == "auto":
-            return "mi" if pair.multimodal else "cc"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="cc", multi="mi")
 
     def arguments(self, pair: Pair, fixed: str, moving: str, output: str) -> list[str]:
         """The antsRegistration command line for image files ``fixed`` and ``moving`` (see the module docstring)."""

@@ -19,9 +19,11 @@ exponentiated by scaling and squaring (``svf_steps``), phi = exp(v), so every sa
   ``level`` - Grzech's locally normalised intensities for ``lcc`` ((F - mean_F) / std_F - (M o phi -
   mean_M o phi) / std_M over a ``window``-wide box), plain intensities in [0, 1] for ``ssd``, or MIND-SSC
   descriptors (Heinrich et al. 2013) for ``mind``, which, unlike the other two, compares images of different
-  modalities (``auto``, the default: ``mind`` for multi-modal pairs, ``lcc`` otherwise; moving descriptors are
-  computed once and warped, as in ``iterative``) - with i.i.d. residuals of a zero-mean Gaussian (``noise_components`` = 1) or Gaussian mixture (> 1, the paper's model)
-  whose scales and proportions are fitted (empirical Bayes) unless ``noise_std`` fixes a single Gaussian.
+  modalities (``auto``, the default: ``mind`` for multi-modal pairs, ``lcc`` otherwise; descriptors of the
+  full-resolution images are averaged down to the level, as in ConvexAdam, and the moving ones are computed
+  once and warped, as in ``iterative``) - with i.i.d. residuals of a zero-mean Gaussian (``noise_components``
+  = 1) or Gaussian mixture (> 1, the paper's model) whose scales and proportions are fitted (empirical Bayes)
+  unless ``noise_std`` fixes a single Gaussian.
   Neighbouring residuals are correlated, so the log-likelihood is multiplied by the *virtual decimation*
   factor alpha = prod_i sqrt(-(2 / pi) log rho_i) (<= 1), rho_i the lag-one correlation of r along axis i,
   recomputed from the current residuals at every step (no gradient), as in the paper's code.
@@ -57,7 +59,7 @@ from torch import nn
 
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
 from regbench.methods.components.filters import box_filter
 from regbench.methods.components.intensity import normalise_intensity
@@ -413,9 +415,7 @@ class Bayesian(Method):
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured residual, or MIND / LCC by modality."""
-        if self.params.similarity == "auto":
-            return "mind" if pair.multimodal else "lcc"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="lcc", multi="mind")
 
     def affine_start(self, pair: Pair) -> torch.Tensor | None:
         """The ``affine`` displacement (1, ndim, *fixed grid), or None without ``prealign``."""

@@ -62,7 +62,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice, similarity_by_modality
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid, resize_disp
@@ -259,9 +259,7 @@ class GraDIRN(NetworkMethod):
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured similarity, or SSD / MIND by the modalities of ``pair``."""
-        if self.params.similarity == "auto":
-            return "mind" if pair.multimodal else "mse"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="mse", multi="mind")
 
     def dissimilarity(self, similarity: str) -> Dissimilarity:
         """D(fixed features, warped features) as a function; ``mind`` compares descriptors by their SSD."""

@@ -23,7 +23,7 @@ import torch
 
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
-from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
@@ -98,9 +98,7 @@ class Iterative(Method):
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured dissimilarity, or LNCC / MIND by modality."""
-        if self.params.similarity == "auto":
-            return "mind" if pair.multimodal else "lncc"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="lncc", multi="mind")
 
     def dissimilarity(self, fixed: torch.Tensor, warped: torch.Tensor, pair: Pair) -> torch.Tensor:
         """LNCC of the images, or the mean squared difference of images or MIND descriptors."""

@@ -56,7 +56,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
@@ -200,9 +200,7 @@ class VoxelMorph(NetworkMethod):
 
     def similarity_name(self, pair: Pair) -> str:
         """The configured similarity, or LNCC / MIND by the modalities of ``pair``."""
-        if self.params.similarity == "auto":
-            return "mind" if pair.multimodal else "lncc"
-        return self.params.similarity
+        return similarity_by_modality(self.params.similarity, pair, mono="lncc", multi="mind")
 
     def features(self, image: torch.Tensor, similarity: str) -> torch.Tensor:
         """What the similarity compares: the normalised image or its MIND-SSC descriptors."""

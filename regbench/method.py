@@ -117,6 +117,14 @@ def check_choice(params: Hyperparams, field: str, choices: Sequence[str]) -> Non
         raise RegbenchError(f"{type(params).__name__}: {field} must be one of {', '.join(choices)}, got {value!r}")
 
 
+def similarity_by_modality(setting: str, pair: Pair, *, mono: str, multi: str) -> str:
+    """A method's ``similarity`` setting for ``pair``: itself, or for ``auto`` ``multi`` on a multi-modal pair
+    (intensities do not correspond) and ``mono`` otherwise."""
+    if setting != "auto":
+        return setting
+    return multi if pair.multimodal else mono
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a method can do, shown by ``regbench methods`` and checked before it runs.
