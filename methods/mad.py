@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from regbench.dataset import Task
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
+from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice, pair_id_at
 from regbench.methods.affine import Affine, affine_disp, physical_span
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mad_distance import MADNet, mad_loss, random_convolution
@@ -94,6 +94,8 @@ class MADParams(Hyperparams):
         stem: ``MADNet``'s siamese stem width.
         channels: ``MADNet`` width per level.
         train_on: which images of the training pairs MAD learns from (``moving`` or ``fixed``): one modality.
+        max_images: training images held in memory at most (the first ones of the training pairs): all of a
+            CPU-sized task, a bounded share of a real one with thousands.
         steps: training steps.
         batch: patches per step.
         patch: side of the training patches, in voxels of the pyramid level (levels smaller are used whole).
@@ -119,6 +121,7 @@ class MADParams(Hyperparams):
     stem: int = 8
     channels: tuple[int, ...] = (16, 32, 32)
     train_on: str = "moving"
+    max_images: int = 64
     steps: int = 2000
     batch: int = 16
     patch: int = 16
@@ -223,9 +226,12 @@ class MAD(NetworkMethod, Affine):
         """Train the distance network on the ``train_on`` images of ``pairs`` (module docstring); the loss of
         every step goes to ``workdir``."""
         cases: dict[CaseId, Image] = {}
-        for pair in pairs:
-            case = getattr(pair, self.params.train_on)
-            cases.setdefault(case.id, case.image)
+        for index in range(len(pairs)):  # ids first: images are read only for the cases kept
+            if len(cases) == self.params.max_images:
+                break
+            if getattr(pair_id_at(pairs, index), self.params.train_on) not in cases:
+                case = getattr(pairs[index], self.params.train_on)
+                cases[case.id] = case.image
         shapes = {image.shape for image in cases.values()}
         if len(shapes) != 1:
             raise RegbenchError(f"mad: the training images of task {task.name!r} have different grids "

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from regbench.cache import BoundedCache
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
@@ -217,24 +218,24 @@ class VoxelMorph(NetworkMethod):
         """Adam on one random training pair per step; the loss of every step goes to ``workdir``.
 
         Each training pair is loaded and prepared (affinely aligned, normalised, resampled to the network's
-        grid) on its first visit and kept in memory, so later steps on it do no IO and no affine registration.
+        grid) on its first visit and kept in memory while it is among the most recently used
+        (``regbench.cache``), so later steps on it do no IO and no affine registration.
         """
         classes = sorted(set(task.labels) - {0})
         if self.params.dice_weight > 0 and not classes:
             raise RegbenchError(f"voxelmorph: dice_weight > 0 needs labels, but task {task.name!r} defines none")
         first = pairs[0]
         similarity = self.similarity_name(first)
-        fixed_cases: dict[CaseId, _Prepared] = {}
-        prepared: dict[int, tuple[_Prepared, _Prepared]] = {}
+        fixed_cases: BoundedCache[CaseId, _Prepared] = BoundedCache()
+        prepared: BoundedCache[int, tuple[_Prepared, _Prepared]] = BoundedCache()
+
+        def prepare_pair(index: int) -> tuple[_Prepared, _Prepared]:
+            pair = first if index == 0 else pairs[index]
+            fixed = fixed_cases.get(pair.fixed.id, lambda: self.prepare(pair.fixed, classes, pair.id))
+            return fixed, self.prepare(pair.moving, classes, pair.id, self.initial_alignment(pair))
 
         def training_pair(index: int) -> tuple[_Prepared, _Prepared]:
-            if index not in prepared:
-                pair = first if index == 0 else pairs[index]
-                if pair.fixed.id not in fixed_cases:
-                    fixed_cases[pair.fixed.id] = self.prepare(pair.fixed, classes, pair.id)
-                initial = self.initial_alignment(pair)
-                prepared[index] = fixed_cases[pair.fixed.id], self.prepare(pair.moving, classes, pair.id, initial)
-            return prepared[index]
+            return prepared.get(index, lambda: prepare_pair(index))
 
         self.net = self.build(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)

@@ -93,8 +93,7 @@ class EvalConfig:
 def companion_file(task: Task, case: CaseId, folder: str, *, points: bool = False) -> Path:
     """A case's file in a companion folder, found as the official code finds it: ``images`` in its path
     replaced by ``folder`` (``masks``, ``landmarks``, ``keypoints01``...), and ``.csv`` for point files."""
-    relative = task.image_path(case).relative_to(task.root.resolve()).as_posix()
-    relative = relative.replace("images", folder, 1)
+    relative = task.image_relpath(case).replace("images", folder, 1)
     return task.resolve(relative.replace(".nii.gz", ".csv") if points else relative)
 
 
@@ -125,7 +124,8 @@ def config_for_task(task: Task, split: Split) -> EvalConfig:
 
 
 def _relative(task: Task, case: CaseId) -> str:
-    return "./" + task.image_path(case).relative_to(task.root.resolve()).as_posix()
+    relative = task.image_relpath(case)
+    return relative if relative.startswith("./") else "./" + relative
 
 
 def parse_eval_config(raw: Mapping[str, Any], *, where: str | Path = "evaluation config") -> EvalConfig:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -24,7 +24,7 @@ from regbench.image import Image
 from regbench.pair import Case, CaseId, Pair, PairId
 
 Split = Literal["val", "test"]
-REQUIRED_KEYS = ("name", "tensorImageSize", "tensorImageShape", "modality", "training", "registration_val")
+REQUIRED_KEYS = ("name", "tensorImageSize", "tensorImageShape", "modality", "training")
 GROUNDTRUTH_DIR = "groundtruth"
 
 
@@ -82,10 +82,11 @@ class Task:
         return [PairId(CaseId.from_path(p["fixed"]), CaseId.from_path(p["moving"])) for p in self._pairs(split)]
 
     def _pairs(self, split: Split) -> list[Mapping[str, str]]:
-        key = f"registration_{split}"
+        """The json's pairs of a split: ``registration_val``/``registration_test``, or LUMIR's ``validation``
+        (LUMIR's json has no ``registration_val``; its test pairs are not published)."""
         if split not in ("val", "test"):
             raise ValueError(f"Task.pair_ids(): split must be 'val' or 'test', got {split!r}")
-        return list(self.description.get(key) or [])
+        return list(self.description.get(_pairs_key(self.description, split)) or [])
 
     @cached_property
     def _image_paths(self) -> dict[CaseId, str]:
@@ -109,16 +110,25 @@ class Task:
         return [c for c in listed if c not in held_out]
 
     def resolve(self, relative: str) -> Path:
-        """A dataset-relative path (``./imagesTr/...``) as an absolute one; paths may not leave the folder."""
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise DatasetError(self.root / relative, "path escapes the dataset folder")
-        return path
+        """A dataset-relative path (``./imagesTr/...``) under the folder; it may not leave it.
+
+        The check is lexical (no absolute path, no ``..``), not on the resolved path: a downloaded dataset
+        often has ``imagesTr`` as a symlink to storage elsewhere, which is the user's choice, while a json
+        entry pointing outside the folder is an error.
+        """
+        parts = PurePosixPath(relative).parts
+        if PurePosixPath(relative).is_absolute() or ".." in parts:
+            raise DatasetError(self.root / relative, "path escapes the dataset folder (absolute or with '..')")
+        return self.root.absolute() / PurePosixPath(*[p for p in parts if p != "."])
 
     def image_path(self, case: CaseId) -> Path:
+        return self.resolve(self.image_relpath(case))
+
+    def image_relpath(self, case: CaseId) -> str:
+        """A case's image path relative to the folder, as the json lists it (``./imagesTr/...``)."""
         if case not in self._image_paths:
             raise DatasetError(self.root, f"case {case} is not listed in the dataset json")
-        return self.resolve(self._image_paths[case])
+        return self._image_paths[case]
 
     def load_case(self, case: CaseId, *, with_labels: bool = True) -> Case:
         """Read a case's image and whatever companions exist (labels, mask, keypoints)."""
@@ -162,6 +172,18 @@ class Task:
         return io.read_disp(path, spatial_shape=self.shape) if path.is_file() else None
 
 
+def _pairs_key(description: Mapping[str, Any], split: Split) -> str:
+    """The json key holding a split's pairs (LUMIR names its validation pairs ``validation``)."""
+    if split == "val" and "registration_val" not in description and "validation" in description:
+        return "validation"
+    return f"registration_{split}"
+
+
+def _count_key(pairs_key: str) -> str:
+    """The key counting a pair list: ``numRegistration_val`` for ``registration_val``, ``numValidation``..."""
+    return "num" + pairs_key[0].upper() + pairs_key[1:]
+
+
 def _check_shape(image: Image, path: Path, expected: tuple[int, ...], what: str) -> None:
     if image.shape != expected:
         raise DatasetError(path, f"shape {image.shape} does not match the {what} shape {expected}")
@@ -187,6 +209,8 @@ def read_dataset(root: str | Path) -> Task:
     if not isinstance(description, dict):
         raise DatasetError(json_path, "top level must be a JSON object")
     missing = [key for key in REQUIRED_KEYS if key not in description]
+    if "registration_val" not in description and "validation" not in description:
+        missing.append("registration_val (or LUMIR's validation)")
     if missing:
         raise DatasetError(json_path, f"missing key(s) {', '.join(missing)}")
     task = Task(root, description)
@@ -195,9 +219,10 @@ def read_dataset(root: str | Path) -> Task:
     except (KeyError, TypeError, ValueError) as err:
         raise DatasetError(json_path, f"malformed entry ({type(err).__name__}: {err})") from err
     for split in ("val", "test"):
-        count = description.get(f"numRegistration_{split}")
+        key = _pairs_key(description, split)
+        count = description.get(_count_key(key))
         if count is not None and count != len(task.pair_ids(split)):
-            raise DatasetError(json_path, f"numRegistration_{split} is {count} but registration_{split} "
+            raise DatasetError(json_path, f"{_count_key(key)} is {count} but {key} "
                                           f"lists {len(task.pair_ids(split))} pairs")
     for relative in task._image_paths.values():
         task.resolve(relative)

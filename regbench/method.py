@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from regbench import io
+from regbench.cache import BoundedCache
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError
@@ -135,12 +136,19 @@ class Capabilities:
             run on such pairs, with a warning.
         needs_labels: whether training uses label maps (only allowed where the task permits it).
         uncertainty: whether ``register`` returns a per-voxel std or posterior samples with the field.
+        max_voxels: the largest image (voxels of the fixed or of the moving image) it registers or trains on;
+            a larger pair is refused before any work, with one line naming the limit and ``max_voxels_reason``.
+            None (the default): no limit. Declared only where a measurement (``benchmarks/bench_real_sizes.py``)
+            showed the method cannot do such a pair within sane time or memory on 2 CPU cores.
+        max_voxels_reason: why the limit exists (what runs out, and how much it would need), for the message.
     """
 
     dims: frozenset[int] = frozenset({2, 3})
     multimodal: bool = False
     needs_labels: bool = False
     uncertainty: bool = False
+    max_voxels: int | None = None
+    max_voxels_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -323,6 +331,11 @@ class Method(ABC):
 
     def _check_pair(self, pair: Pair, where: str) -> None:
         fixed, moving = pair.fixed.image, pair.moving.image
+        limit, voxels = self.capabilities.max_voxels, max(fixed.data.size, moving.data.size)
+        if limit is not None and voxels > limit:
+            reason = f" ({self.capabilities.max_voxels_reason})" if self.capabilities.max_voxels_reason else ""
+            raise RegbenchError(f"method {self.name!r} refuses pair {pair.id.key}: {voxels / 1e6:.3g} M voxels exceed "
+                                f"its declared limit of {limit / 1e6:.3g} M voxels{reason}")
         if fixed.ndim != moving.ndim:
             raise RegbenchError(f"{where}: fixed image is {fixed.ndim}D but moving image is {moving.ndim}D")
         if fixed.ndim not in self.capabilities.dims:
@@ -399,23 +412,24 @@ class NetworkMethod(Method):
     def prepared_pairs(self, pairs: Sequence[Pair], prepare: Callable[[Image], Prepared], *,
                        one_grid: bool = True) -> Callable[[int], tuple[Prepared, Prepared]]:
         """``pair_at(index)``: the (fixed, moving) images of ``pairs[index]`` as ``prepare`` makes them. Each
-        case is loaded and prepared on its first visit and kept, so later training steps do no IO and a case in
-        several pairs is prepared once. ``one_grid`` refuses pairs on two grids (``check_one_grid``)."""
-        prepared: dict[CaseId, Prepared] = {}
-        visited: dict[int, tuple[CaseId, CaseId]] = {}
+        case is loaded and prepared on its first visit and kept while it is among the most recently used
+        (``regbench.cache``), so later training steps do no IO, a case in several pairs is prepared once, and
+        thousands of training images never sit in memory together. ``one_grid`` refuses pairs on two grids
+        (``check_one_grid``)."""
+        prepared: BoundedCache[CaseId, Prepared] = BoundedCache()
+        checked: set[int] = set()
 
         def pair_at(index: int) -> tuple[Prepared, Prepared]:
-            if index not in visited:
-                pair = pairs[index]
-                if one_grid:
-                    self.check_one_grid(pair)
-                for case in (pair.fixed, pair.moving):
-                    if case.id not in prepared:
-                        with torch.no_grad():
-                            prepared[case.id] = prepare(case.image)
-                visited[index] = (pair.fixed.id, pair.moving.id)
-            fixed_id, moving_id = visited[index]
-            return prepared[fixed_id], prepared[moving_id]
+            ids = pair_id_at(pairs, index)
+            if index in checked and ids.fixed in prepared and ids.moving in prepared:
+                return prepared[ids.fixed], prepared[ids.moving]
+            pair = pairs[index]  # reads the images: on a first visit, or when a case was evicted
+            if one_grid and index not in checked:
+                self.check_one_grid(pair)
+            checked.add(index)
+            with torch.no_grad():
+                return (prepared.get(pair.fixed.id, lambda: prepare(pair.fixed.image)),
+                        prepared.get(pair.moving.id, lambda: prepare(pair.moving.image)))
 
         return pair_at
 
@@ -446,6 +460,11 @@ class NetworkMethod(Method):
                                 f"trained with other {self.shape_settings} settings?") from err
         return net
 
+def pair_id_at(pairs: Sequence[Pair], index: int) -> PairId:
+    """The id of ``pairs[index]``, without reading its images when ``pairs`` loads lazily (as in ``fit``)."""
+    return pairs.id_at(index) if isinstance(pairs, _LazyPairs) else pairs[index].id
+
+
 class _LazyPairs(Sequence[Pair]):
     """Training pairs that load from the task when accessed (so a large training set need not fit in memory),
     each validated as it is handed out."""
@@ -456,6 +475,11 @@ class _LazyPairs(Sequence[Pair]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def id_at(self, index: int) -> PairId:
+        """The id of pair ``index``, without reading its images."""
+        item = self._items[index]
+        return item.id if isinstance(item, Pair) else item
 
     @overload
     def __getitem__(self, index: int) -> Pair: ...

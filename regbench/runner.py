@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from regbench import io
@@ -21,6 +23,8 @@ from regbench.progress import Progress
 
 log = logging.getLogger(__name__)
 RUNTIME_FILE = "runtime.csv"
+MAX_TRAINING_PAIRS = 10_000  # inter-subject training pairs listed at most (a sample beyond that)
+PAIR_SAMPLING_SEED = 0
 
 
 def training_pairs(task: Task) -> list[PairId]:
@@ -28,7 +32,7 @@ def training_pairs(task: Task) -> list[PairId]:
 
     Uses the dataset's ``training_paired_images`` where it lists any; otherwise, for paired (intra-subject)
     tasks, each training subject's images in the modality order of the evaluation pairs, and for unpaired
-    (inter-subject) tasks every ordered pair of distinct training cases.
+    (inter-subject) tasks ordered pairs of distinct training cases (``sample_ordered_pairs``).
     """
     allowed = set(task.training_cases())
     listed = [PairId(CaseId.from_path(p["fixed"]), CaseId.from_path(p["moving"]))
@@ -40,8 +44,24 @@ def training_pairs(task: Task) -> list[PairId]:
         candidates = [PairId(CaseId(c.case, reference.fixed.modality), CaseId(c.case, reference.moving.modality))
                       for c in sorted(allowed) if c.modality == reference.fixed.modality]
         return [p for p in candidates if p.moving in allowed]
-    cases = sorted(allowed)
-    return [PairId(f, m) for f in cases for m in cases if f != m]
+    return sample_ordered_pairs(sorted(allowed))
+
+
+def sample_ordered_pairs(cases: Sequence[CaseId], limit: int = MAX_TRAINING_PAIRS) -> list[PairId]:
+    """Every ordered pair of distinct ``cases`` when there are at most ``limit``, else ``limit`` of them drawn
+    uniformly without replacement (seeded, so the same cases give the same pairs). Never builds all n^2 pairs:
+    LUMIR's 3384 training images would make 11 million."""
+    n = len(cases)
+    if n * (n - 1) <= limit:
+        return [PairId(f, m) for f in cases for m in cases if f != m]
+    rng = np.random.default_rng(PAIR_SAMPLING_SEED)
+    chosen: dict[tuple[int, int], None] = {}
+    while len(chosen) < limit:
+        fixed, moving = rng.integers(n, size=(2, limit))
+        for f, m in zip(fixed.tolist(), moving.tolist()):
+            if f != m and len(chosen) < limit:
+                chosen[f, m] = None
+    return [PairId(cases[f], cases[m]) for f, m in chosen]
 
 
 def train(method: Method, task: Task, model_path: Path, workdir: Path) -> None:

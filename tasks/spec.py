@@ -1,19 +1,27 @@
-"""Task definitions: one YAML per task under ``tasks/``, read into a ``TaskSpec``.
+"""Task definitions, read into a ``TaskSpec`` from one of three task sources:
 
-A spec says where the data comes from (``source: synthetic`` with a generator, or the path of a Learn2Reg
-folder), what it shows (anatomy, modalities, dimensionality, labels, keypoints) and, for synthetic tasks,
-how large it is at each scale: ``smoke`` (tests), ``default`` (CPU-sized) and ``paper`` (Learn2Reg-like).
+- a built-in name (``brain_mr``): the YAML shipped under ``tasks/``;
+- a task YAML by path: ``source: synthetic`` with a generator, or ``source:`` the path of a Learn2Reg folder
+  (relative to the YAML);
+- the path of a Learn2Reg folder itself (a downloaded OASIS, NLST, ThoraxCBCT, LUMIR...), described by its
+  ``*_dataset.json``.
+
+A spec says where the data comes from, what it shows (anatomy, modalities, dimensionality, labels, keypoints)
+and, for synthetic tasks, how large it is at each scale: ``smoke`` (tests), ``default`` (CPU-sized) and
+``paper`` (Learn2Reg-like). A real task's name is its json's ``name``, in every output path and table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from regbench.dataset import read_dataset
 from regbench.errors import DatasetError
 
 SCALES = ("smoke", "default", "paper")
@@ -45,6 +53,8 @@ class TaskSpec:
     scales: dict[str, Scale] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    shape: tuple[int, ...] | None = None  # a real task's image shape (synthetic ones: per scale)
+    pair_counts: dict[str, int] = field(default_factory=dict)  # a real task's pairs per split ("val", "test")
 
     @property
     def synthetic(self) -> bool:
@@ -73,8 +83,10 @@ def list_tasks() -> list[str]:
 
 
 def load_spec(name_or_path: str | Path) -> TaskSpec:
-    """Load a built-in task by name, or any task YAML by path."""
+    """Load a built-in task by name, a task YAML by path, or a Learn2Reg folder by path."""
     path = Path(name_or_path)
+    if path.is_dir() and (os.sep in str(name_or_path) or str(name_or_path) not in list_tasks()):
+        return folder_spec(path)
     if not path.suffix:
         path = _spec_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
@@ -83,6 +95,10 @@ def load_spec(name_or_path: str | Path) -> TaskSpec:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise DatasetError(path, f"not a readable task YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise DatasetError(path, "not a task definition (expected a YAML mapping)")
+    if raw.get("source", "synthetic") != "synthetic":
+        return _yaml_folder_spec(path, raw)
     try:
         scales = {name: Scale(tuple(s["shape"]), int(s["train"]), int(s["val_pairs"]), int(s["test_pairs"]))
                   for name, s in (raw.get("scales") or {}).items()}
@@ -95,3 +111,43 @@ def load_spec(name_or_path: str | Path) -> TaskSpec:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise DatasetError(path, f"invalid task definition ({type(err).__name__}: {err})") from err
+
+
+def folder_spec(folder: str | Path, *, path: Path | None = None, description: str | None = None,
+                anatomy: str | None = None) -> TaskSpec:
+    """The spec of a Learn2Reg folder, read from its ``*_dataset.json`` (only the json is read here)."""
+    task = read_dataset(folder)
+    provided = [str(item) for items in (task.description.get("provided_data") or {}).values() for item in items]
+    return TaskSpec(
+        name=task.name, description=description or str(task.description.get("description") or ""),
+        anatomy=anatomy or "", ndim=task.ndim,
+        modalities={int(k): str(v) for k, v in (task.description.get("modality") or {}).items()},
+        labels=task.labels, keypoints=any(item.startswith(("keypoints", "landmarks")) for item in provided),
+        source=str(Path(folder).absolute()), path=path, shape=task.shape,
+        pair_counts={split: len(task.pair_ids(split)) for split in ("val", "test")},
+    )
+
+
+def _yaml_folder_spec(path: Path, raw: dict[str, Any]) -> TaskSpec:
+    """A task YAML whose ``source`` is a Learn2Reg folder (relative to the YAML); the json gives the name."""
+    folder = path.parent / str(raw["source"])
+    if not folder.is_dir():
+        raise DatasetError(path, f"source {raw['source']!r} is not a folder (looked for {folder})")
+    spec = folder_spec(folder, path=path, description=raw.get("description"), anatomy=raw.get("anatomy"))
+    if raw.get("name") not in (None, spec.name):
+        raise DatasetError(path, f"name {raw['name']!r} differs from the dataset json's name {spec.name!r}; "
+                                 "a real task is named by its json")
+    return spec
+
+
+def task_specs(entries: list[str]) -> dict[str, TaskSpec]:
+    """The specs of a config's ``tasks:`` entries, keyed by task name; two entries of one name are an error
+    (their outputs would overwrite each other)."""
+    specs: dict[str, TaskSpec] = {}
+    sources: dict[str, str] = {}
+    for entry in entries:
+        spec = load_spec(entry)
+        if spec.name in specs:
+            raise DatasetError(entry, f"task name {spec.name!r} is already taken by tasks entry {sources[spec.name]!r}")
+        specs[spec.name], sources[spec.name] = spec, entry
+    return specs

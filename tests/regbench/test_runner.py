@@ -11,8 +11,8 @@ import pytest
 
 from regbench.displacement import Displacement
 from regbench.method import Capabilities, Method
-from regbench.pair import Pair
-from regbench.runner import RUNTIME_FILE, register_split, training_pairs
+from regbench.pair import CaseId, Pair, PairId
+from regbench.runner import RUNTIME_FILE, register_split, sample_ordered_pairs, training_pairs
 
 
 class CrashesOnFirstPair(Method):
@@ -88,3 +88,15 @@ def test_training_a_classic_method_is_refused(generated_task, tmp_path):
 
     with pytest.raises(RegbenchError, match="not trainable"):
         train(get_method("identity"), generated_task("cardiac_mr", "smoke"), tmp_path / "m.pt", tmp_path)
+
+
+def test_many_training_cases_give_a_bounded_deterministic_sample_of_ordered_pairs():
+    # LUMIR ships 3384 training images: all ordered pairs would be 11 million
+    cases = [CaseId(i, 0) for i in range(3384)]
+    pairs = sample_ordered_pairs(cases, limit=5000)
+    assert len(pairs) == len(set(pairs)) == 5000
+    assert all(p.fixed != p.moving for p in pairs)
+    assert len({c for p in pairs for c in (p.fixed, p.moving)}) > 2000  # spread over the cohort, not a corner
+    assert pairs == sample_ordered_pairs(cases, limit=5000)
+    few = cases[:4]
+    assert sorted(sample_ordered_pairs(few, limit=5000)) == sorted(PairId(f, m) for f in few for m in few if f != m)

@@ -1,11 +1,12 @@
 # Validation of the configuration and the helpers the rules share.
 import math
 import os
+import re
 
 from snakemake.utils import validate
 
 from regbench.registry import config_overrides, method_class
-from regbench.tasks.spec import load_spec
+from regbench.tasks.spec import task_specs
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -13,14 +14,15 @@ validate(config, schema="../schemas/config.schema.yaml")
 # ran 10-20 times slower. Jobs inherit this environment (set before any of them imports torch).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-TASKS = [str(t) for t in config["tasks"]]
 METHODS = [str(m) for m in config["methods"]]
-SPECS = {task: load_spec(task) for task in TASKS}
+SPECS = task_specs([str(t) for t in config["tasks"]])  # task name -> spec (a real task: its json's name)
+TASKS = list(SPECS)
+TASK_SOURCES = {name: str(spec.path) if spec.synthetic else spec.source for name, spec in SPECS.items()}
 METHOD_CLASSES = {method: method_class(method) for method in METHODS}
 
 
 wildcard_constraints:
-    task="|".join(TASKS),
+    task="|".join(re.escape(t) for t in TASKS),
     method="[A-Za-z0-9_]+",
 
 
@@ -77,18 +79,26 @@ def method_gpus(wildcards):
     return int(uses_gpu(wildcards.method))
 
 
+# The voxel count the methods' declared default-scale costs refer to (the CPU-sized synthetic tasks).
+DEFAULT_SCALE_VOXELS = {2: 128**2, 3: 64**3}
+
+
 def scale_cost(task):
-    """Voxels of the configured scale relative to the default scale: how much longer a job of the task takes
-    than the method's default-scale figures say (1 for tasks without built-in scales, i.e. real data)."""
+    """Voxels of the task at the configured scale relative to the default scale: how much longer a job of the
+    task takes than the method's default-scale figures say (a real task: its own image size)."""
     spec = SPECS[task]
+    if not spec.synthetic:
+        return math.prod(spec.shape) / DEFAULT_SCALE_VOXELS[spec.ndim]
     if config["scale"] not in spec.scales or "default" not in spec.scales:
         return 1.0
     return math.prod(spec.scale(config["scale"]).shape) / math.prod(spec.scale("default").shape)
 
 
 def evaluation_pairs(task):
-    """How many pairs the register job of a task handles (an upper bound for real data)."""
+    """How many pairs the register job of a task handles."""
     spec = SPECS[task]
+    if not spec.synthetic:
+        return spec.pair_counts[config["split"]]
     if config["scale"] not in spec.scales:
         return 50
     scale = spec.scale(config["scale"])

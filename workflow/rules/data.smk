@@ -4,8 +4,10 @@ rule dataset:
     log:
         "results/logs/dataset/{task}.log",
     params:
+        source=lambda w: TASK_SOURCES[w.task],
         scale=config["scale"],
         seed=config["seed"],
+        split=config["split"],
     threads: 1
     resources:
         mem_mb=4000,
