@@ -24,6 +24,12 @@ from regbench.errors import DatasetError
 log = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_folder(source: str | Path, split: Split) -> Task:
     """Read the json and the files of ``split``'s pairs, and stat every training image; raise on a problem."""
     task = read_dataset(source)
@@ -48,6 +54,7 @@ def link_folder(source: str | Path, outdir: str | Path, split: Split) -> Path:
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the link folder gets the usual permissions
     try:
         for entry in sorted(source.iterdir()):
             os.symlink(entry, staging / entry.name, target_is_directory=entry.is_dir())

@@ -175,6 +175,51 @@ def test_path_escaping_the_dataset_folder_is_refused(tmp_path, rng):
     assert "path escapes the dataset folder" in _message(err)
 
 
+@pytest.mark.parametrize("escaping", ["/elsewhere/Toy_0001_0000.nii.gz", "./imagesTr/../../Toy_0001_0000.nii.gz"])
+def test_absolute_paths_and_parent_steps_are_refused(tmp_path, rng, escaping):
+    root = tmp_path / "ds"
+    _toy_dataset(root, rng)
+    path = root / "Toy_dataset.json"
+    description = json.loads(path.read_text())
+    description["training"][0]["image"] = escaping
+    path.write_text(json.dumps(description))
+    with pytest.raises(DatasetError, match="path escapes the dataset folder"):
+        read_dataset(root)
+
+
+def test_symlinked_folders_are_followed(tmp_path, rng):
+    # a download whose imagesTr lives on other storage, and the dataset folder itself reached through a link
+    storage, root = tmp_path / "storage", tmp_path / "ds"
+    _, cases = _toy_dataset(root, rng)
+    storage.mkdir()
+    shutil.move(root / "imagesTr", storage / "imagesTr")
+    (root / "imagesTr").symlink_to(storage / "imagesTr", target_is_directory=True)
+    (tmp_path / "link").symlink_to(root, target_is_directory=True)
+    task = validate_dataset(tmp_path / "link")
+    for relative, case in cases.items():
+        loaded = task.load_case(CaseId.from_path(relative))
+        np.testing.assert_array_equal(loaded.image.data, case.image.data)
+
+
+def test_lumir_validation_pairs_are_the_val_split(tmp_path, rng):
+    # LUMIR's json lists its validation pairs under "validation" / "numValidation", with no registration_val
+    root = tmp_path / "ds"
+    _toy_dataset(root, rng)
+    path = root / "Toy_dataset.json"
+    description = json.loads(path.read_text())
+    pairs = description.pop("registration_val")
+    description.pop("numRegistration_val")
+    description.update(numValidation=len(pairs), validation=pairs)
+    path.write_text(json.dumps(description))
+    task = read_dataset(root)
+    assert [(p.fixed, p.moving) for p in task.pair_ids("val")] == \
+        [(CaseId.from_path(p["fixed"]), CaseId.from_path(p["moving"])) for p in pairs]
+    description["numValidation"] = len(pairs) + 1
+    path.write_text(json.dumps(description))
+    with pytest.raises(DatasetError, match=f"numValidation is {len(pairs) + 1} but validation lists"):
+        read_dataset(root)
+
+
 def test_keypoint_files_of_unequal_length_are_named(tmp_path, rng):
     _toy_dataset(tmp_path, rng)
     moving = tmp_path / "keypointsTr" / "Toy_0002_0000.csv"

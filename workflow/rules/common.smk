@@ -3,6 +3,7 @@ import math
 import os
 import re
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from regbench.registry import config_overrides, method_class
@@ -19,6 +20,10 @@ SPECS = task_specs([str(t) for t in config["tasks"]])  # task name -> spec (a re
 TASKS = list(SPECS)
 TASK_SOURCES = {name: str(spec.path) if spec.synthetic else spec.source for name, spec in SPECS.items()}
 METHOD_CLASSES = {method: method_class(method) for method in METHODS}
+for _name, _spec in SPECS.items():
+    if not _spec.synthetic and not _spec.pair_counts[config["split"]]:
+        raise WorkflowError(f"task {_name} ({_spec.source}): its dataset json lists no {config['split']} pairs; "
+                            f"run it with another split (--config split=...)")
 
 
 wildcard_constraints:
