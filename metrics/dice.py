@@ -3,7 +3,8 @@
 For each label k: NaN if k is absent from the fixed segmentation or from the *unwarped* moving one (the
 official rule: a label the moving image never had cannot be recovered, and it is checked before warping);
 otherwise 2 |F_k ∩ W_k| / (|F_k| + |W_k|) with W the warped moving segmentation. The case value is the
-nan-mean over labels. Background (0) is never scored; which labels count comes from the task.
+nan-mean over labels. Which labels count comes from the evaluation config: the task's foreground labels,
+or, in LUMIR's configs, the background 0 too (its Dice is then part of the case mean, as LUMIR scores it).
 
 All labels are counted at once with ``np.bincount`` (chunk by chunk, so no volume-sized temporaries)
 instead of one full-volume comparison per label.
@@ -55,16 +56,13 @@ def dice_per_label(fixed: np.ndarray, moving: np.ndarray, warped: np.ndarray,
         fixed: fixed label map (H, W[, D]).
         moving: the moving label map before warping; only used to decide which labels are NaN.
         warped: the moving label map warped onto the fixed grid (``metrics.warp.warp_labels_nearest``).
-        labels: the labels to score (positive integers), in output order.
+        labels: the labels to score (integers, 0 for the background), in output order.
 
     Returns:
         float64 array, one Dice per label, NaN where the label is absent from ``fixed`` or ``moving``.
     """
     if fixed.shape != warped.shape:
         raise ValueError(f"dice_per_label(): fixed {fixed.shape} and warped {warped.shape} differ in shape")
-    if len(labels) and min(labels) < 1:
-        raise ValueError(f"dice_per_label(): labels must be positive (background 0 is never scored), "
-                         f"got {list(labels)}")
     order = "F" if fixed.flags.f_contiguous and not fixed.flags.c_contiguous else "C"
     flat_fixed, flat_warped = fixed.ravel(order=order), warped.ravel(order=order)  # the same voxel order
     low, size = _range([flat_fixed, flat_warped], labels)

@@ -168,13 +168,19 @@ def hd95_masks(fixed_mask: np.ndarray, warped_mask: np.ndarray,
                _directed(borders[1], borders[0], areas[1], spacing))
 
 
+def _find_objects(labels: np.ndarray, max_label: int) -> list[tuple[slice, ...] | None]:
+    """``ndimage.find_objects`` of labels 1..max_label, scanning a NIfTI (Fortran-ordered) map in memory order."""
+    if labels.flags.f_contiguous and not labels.flags.c_contiguous:
+        return [box[::-1] if box else None for box in ndimage.find_objects(labels.T, max_label=max_label)]
+    return ndimage.find_objects(labels, max_label=max_label)
+
+
 def _bounding_boxes(labels: np.ndarray, wanted: Sequence[int]) -> list[tuple[slice, ...] | None]:
-    """Bounding box of each wanted (positive) label, None where absent: one ``find_objects`` pass."""
-    if labels.flags.f_contiguous and not labels.flags.c_contiguous:  # NIfTI order: scan in memory order
-        boxes = [box[::-1] if box else None for box in ndimage.find_objects(labels.T, max_label=max(wanted))]
-    else:
-        boxes = ndimage.find_objects(labels, max_label=max(wanted))
-    return [boxes[k - 1] for k in wanted]
+    """Bounding box of each wanted label, None where absent: one ``find_objects`` pass, and one more for the
+    background 0 when it is wanted (``find_objects`` skips 0)."""
+    boxes = _find_objects(labels, max(wanted)) if max(wanted) > 0 else []
+    background = _find_objects((labels == 0).view(np.uint8), 1)[0] if 0 in wanted else None
+    return [background if k == 0 else boxes[k - 1] for k in wanted]
 
 
 def _union(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...]:
@@ -189,7 +195,7 @@ def hd95_per_label(fixed: np.ndarray, moving: np.ndarray, warped: np.ndarray, la
         fixed: fixed label map (H, W[, D]).
         moving: the moving label map before warping; only used to decide which labels are NaN.
         warped: the moving label map warped onto the fixed grid (``metrics.warp.warp_labels_nearest``).
-        labels: the labels to score (positive integers), in output order.
+        labels: the labels to score (non-negative integers; 0 is the background), in output order.
         spacing: voxel size in mm per axis; None (the official setting) measures in voxels.
 
     Returns:
@@ -200,9 +206,8 @@ def hd95_per_label(fixed: np.ndarray, moving: np.ndarray, warped: np.ndarray, la
         raise ValueError(f"hd95_per_label(): fixed {fixed.shape} and warped {warped.shape} differ in shape")
     if not labels:
         return np.empty(0)
-    if min(labels) < 1:
-        raise ValueError(f"hd95_per_label(): labels must be positive (background 0 is never scored), "
-                         f"got {list(labels)}")
+    if min(labels) < 0:
+        raise ValueError(f"hd95_per_label(): labels must be non-negative, got {list(labels)}")
     spacing_t = None if spacing is None else tuple(float(s) for s in spacing)
     fixed_boxes = _bounding_boxes(fixed, labels)
     moving_boxes = _bounding_boxes(moving, labels)

@@ -62,8 +62,9 @@ def _jacobian_slab(block: np.ndarray) -> list[list[np.ndarray]]:
     return jac
 
 
-def _determinant(jac: list[list[np.ndarray]]) -> np.ndarray:
-    """det of J by cofactor expansion along the first column (the official formula, same order of terms)."""
+def determinant(jac: list[list[np.ndarray]]) -> np.ndarray:
+    """det of J by cofactor expansion along the first column (the official formula, same order of terms;
+    LUMIR's NDV expands the same way), J[a][c] = d x'_c / d x_a."""
     if len(jac) == 2:
         return jac[0][0] * jac[1][1] - jac[0][1] * jac[1][0]
     return (jac[0][0] * (jac[1][1] * jac[2][2] - jac[1][2] * jac[2][1])
@@ -87,7 +88,7 @@ def _det_slabs(disp: np.ndarray, reverse: bool) -> Iterator[tuple[slice, np.ndar
     for start in range(CROP, shape[0] - CROP, step):
         stop = min(shape[0] - CROP, start + step)
         block = components[:, start - 1:stop + 1].astype(np.float64, order="C")
-        yield slice(start - CROP, stop - CROP), _determinant(_jacobian_slab(block))
+        yield slice(start - CROP, stop - CROP), determinant(_jacobian_slab(block))
 
 
 def jacobian_det_cropped(disp: np.ndarray) -> np.ndarray:

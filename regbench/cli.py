@@ -55,6 +55,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    """Score a folder; exit 1 only if no pair had a usable field (metrics not scored are reported, not fatal)."""
     from regbench.dataset import read_dataset
     from regbench.metrics.eval_config import read_eval_config, write_eval_config
     from regbench.metrics.evaluate import evaluate_folder, write_evaluation
@@ -68,11 +69,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"regbench: failed {key}: {reason}", file=sys.stderr)
     for name in evaluation.unexpected_files:
         print(f"regbench: ignored {name}: not a pair of this evaluation", file=sys.stderr)
+    for message in evaluation.not_scored_messages():
+        print(f"regbench: {message}", file=sys.stderr)
     scored = len(evaluation.scores) - len(evaluation.failures)
     print(f"{task.name}: scored {scored} of {len(evaluation.scores)} pairs -> {args.out}")
     for metric, stats in evaluation.aggregates().items():
         print(f"  {metric:16s} {stats['mean']:10.4f} +- {stats['std']:.4f}  (30: {stats['30']:.4f})")
-    return 0
+    return 0 if scored else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,11 +133,21 @@ def write_keypoints(path: str | Path, points: np.ndarray) -> None:
 DISP_EXTENSIONS = (".npz", ".nii.gz")
 
 
-def find_disp(folder: str | Path, pair: PairId) -> Path | None:
-    """The submission file for ``pair`` in ``folder``, searched in the official order: the short name where
-    accepted, then the long name; ``.npz`` before ``.nii.gz`` (so the same file wins when several exist)."""
+def disp_stems(pair: PairId) -> list[str]:
+    """The names a pair's field may have, in search order: the official ones (the short name where the
+    official code accepts it, then the long one), then, for pairs of one modality, the short name that
+    LUMIR's evaluator and the L2RTest copy accept (``disp_3455_3454``, what LUMIR's examples write) and the
+    2025 Learn2Reg evaluator no longer does; it comes last, so an official name always wins."""
     stems = ([pair.short_disp_stem] if pair.short_disp_stem else []) + [pair.disp_stem]
-    for stem in stems:
+    if pair.fixed.modality == pair.moving.modality:
+        stems.append(f"disp_{pair.fixed.case:04d}_{pair.moving.case:04d}")
+    return stems
+
+
+def find_disp(folder: str | Path, pair: PairId) -> Path | None:
+    """The submission file for ``pair`` in ``folder``, searched in the order of ``disp_stems``, ``.npz``
+    before ``.nii.gz`` (so the same file wins when several exist)."""
+    for stem in disp_stems(pair):
         for ext in DISP_EXTENSIONS:
             candidate = Path(folder) / f"{stem}{ext}"
             if candidate.is_file():
@@ -150,6 +160,7 @@ def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored
     """Read a submission field (``.nii.gz`` as float64, or a single-array ``.npz`` as float32, as the official code).
 
     The NIfTI affine is ignored, as in the official evaluation: the field is in voxels of the fixed grid.
+    A 2D field stored as (H, W, 1, 2), as COMULIS submissions are, is read as (H, W, 2).
     ``as_stored=True`` keeps a floating-point NIfTI field in its stored dtype (usually float32): the values
     are the same, without the volume-sized float64 copy, for callers that convert slab by slab (metrics).
     ``uncertainty=True`` also reads the std and samples that ``write_disp`` put beside the field, if any.
@@ -168,6 +179,8 @@ def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored
     else:
         raw, _ = _load_nifti(path)
         data = raw if as_stored and np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float64)
+    if data.ndim == 4 and data.shape[2:] == (1, 2):
+        data = data[:, :, 0]
     try:
         check_disp_array(data, where="displacement", spatial_shape=spatial_shape)
     except ValueError as err:

@@ -64,9 +64,16 @@ def test_fortran_ordered_input_gives_the_same_result(rng):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_rejects_background_and_shape_mismatch():
+def test_background_is_scored_when_listed():
+    # LUMIR's configs list label 0. A 4^3 cube of label 1 in a 10^3 grid, warped one voxel along axis 0:
+    # the cubes overlap in 48 voxels (Dice 48/64), the backgrounds (936 voxels each) in 936 - 16 = 920.
+    fixed = cube((10, 10, 10), (1, 1, 1), 4)
+    warped = cube((10, 10, 10), (2, 1, 1), 4)
+    dice = dice_per_label(fixed, fixed, warped, [0, 1])
+    np.testing.assert_allclose(dice, [920 / 936, 48 / 64], rtol=1e-15)
+
+
+def test_rejects_shape_mismatch():
     labels = np.zeros((4, 4, 4), dtype=np.int16)
-    with pytest.raises(ValueError, match="positive"):
-        dice_per_label(labels, labels, labels, [0, 1])
     with pytest.raises(ValueError, match="differ in shape"):
         dice_per_label(labels, labels, labels[:3], [1])

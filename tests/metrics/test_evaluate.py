@@ -76,6 +76,7 @@ def test_result_files_have_the_official_layout(reference_submission, tmp_path):
     assert list(result)[:4] == ["name", "aggregates", "cases", "eval_version"]
     assert result["name"] == "Toy" and result["eval_version"] == "2.0"
     assert result["failed"] == {} and result["unexpected_files"] == []
+    assert result["not_scored"] == {} and result["not_scored_cases"] == {}
     means = {m: [c[m]["mean"] for c in result["cases"].values()] for m in ("DSC", "HD95", "TRE_kp")}
     # "30": the 0.3 quantile of case means for DSC and (as officially) HD95, the 0.7 quantile for TRE.
     assert result["aggregates"]["DSC"]["30"] == pytest.approx(np.quantile(means["DSC"], 0.3))
@@ -86,7 +87,8 @@ def test_result_files_have_the_official_layout(reference_submission, tmp_path):
     assert list(rows.columns) == ["pair", "label", "metric", "value"]
     first = rows[rows["pair"] == "0001_0000<--0001_0001"]
     assert first.groupby("metric", sort=False).size().to_dict() == {
-        "LogJacDetStd": 1, "FoldingFraction": 1, "DSC": 5, "HD95": 5, "HD95_mm": 5, "TRE_kp": 40, "Failed": 1}
+        "LogJacDetStd": 1, "FoldingFraction": 1, "DSC": 5, "HD95": 5, "HD95_mm": 5, "TRE_kp": 40, "NDV": 1,
+        "Failed": 1}
     assert first[first["metric"] == "DSC"]["label"].tolist() == [1, 2, 3, 4, 5]
     assert first[first["metric"] == "TRE_kp"]["label"].tolist() == list(range(40))
     assert first[first["metric"] == "LogJacDetStd"]["label"].isna().all()
@@ -214,7 +216,7 @@ def test_cli_reads_an_official_config(reference_submission, tmp_path, capsys):
     assert code == 0
     result = json.loads((tmp_path / "o" / "evaluation.json").read_text())
     assert list(result["cases"]) == ["0001_0000<--0001_0001"]
-    assert set(result["aggregates"]) == {"LogJacDetStd", "DSC", "FoldingFraction"}
+    assert set(result["aggregates"]) == {"LogJacDetStd", "DSC", "FoldingFraction", "NDV"}
     assert result["unexpected_files"] == ["disp_0002_0002.npz"]
     # masked_evaluation false in this config: the SDlogJ differs from the masked official value above
     assert result["cases"]["0001_0000<--0001_0001"]["LogJacDetStd"]["mean"] != pytest.approx(0.059836981105318814)

@@ -78,10 +78,21 @@ def test_per_label_crops_equal_whole_volume_computation(rng):
         assert values[i] == hd95_masks(fixed == label, warped == label)
 
 
-def test_rejects_background_label():
-    labels = np.ones((5, 5, 5), dtype=np.int16)
-    with pytest.raises(ValueError, match="positive"):
-        hd95_per_label(labels, labels, labels, [0])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_background_label_is_scored_as_surface_distance_scores_it(rng, order):
+    # LUMIR's configs list label 0: its HD95 is that of the masks ``labels == 0``, as the official code
+    # computes it with surface-distance.
+    from surface_distance import compute_robust_hausdorff, compute_surface_distances
+
+    fixed = ndimage.median_filter(rng.integers(0, 3, size=(16, 14, 12)).astype(np.int16), size=5)
+    warped = np.roll(fixed, 2, axis=1)
+    values = hd95_per_label(np.asarray(fixed, order=order), fixed, np.asarray(warped, order=order), [0, 2])
+    for value, label in zip(values, [0, 2]):
+        expected = compute_robust_hausdorff(compute_surface_distances(fixed == label, warped == label,
+                                                                      np.ones(3)), 95.0)
+        assert value == expected
+    with pytest.raises(ValueError, match="non-negative"):
+        hd95_per_label(fixed, fixed, warped, [-1])
 
 
 @pytest.mark.parametrize("shape", [(9, 8, 7), (9, 8)])

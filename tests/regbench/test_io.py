@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -87,6 +88,39 @@ def test_find_disp_searches_in_the_official_order(tmp_path):
     assert io.find_disp(tmp_path, pair) == tmp_path / "disp_0001_0001.npz"
     (tmp_path / "disp_0001_0001.npz").unlink()
     assert io.find_disp(tmp_path, pair) == tmp_path / "disp_0001_0001.nii.gz"
+
+
+def test_find_disp_takes_lumirs_short_name_after_the_official_ones(tmp_path):
+    # Same-modality pairs: the 2025 evaluation.py wants the long name; LUMIR's evaluator (and its examples)
+    # use disp_FIXED_MOVING. Pairs of two modalities other than 0000 -> 0001 have the long name only.
+    from regbench.pair import CaseId, PairId
+
+    pair = PairId(CaseId(3455, 0), CaseId(3454, 0))
+    assert io.disp_stems(pair) == ["disp_3455_0000_3454_0000", "disp_3455_3454"]
+    io.write_disp(tmp_path / "disp_3455_3454.nii.gz", Displacement.zeros((4, 4, 4)))
+    assert io.find_disp(tmp_path, pair) == tmp_path / "disp_3455_3454.nii.gz"
+    io.write_disp(tmp_path / "disp_3455_0000_3454_0000.nii.gz", Displacement.zeros((4, 4, 4)))
+    assert io.find_disp(tmp_path, pair) == tmp_path / "disp_3455_0000_3454_0000.nii.gz"
+    thorax = PairId(CaseId(11, 1), CaseId(11, 0))
+    assert io.disp_stems(thorax) == ["disp_0011_0001_0011_0000"]
+    io.write_disp(tmp_path / "disp_0011_0011.nii.gz", Displacement.zeros((4, 4, 4)))
+    assert io.find_disp(tmp_path, thorax) is None
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".npz"])
+def test_2d_field_with_a_singleton_axis_is_read_as_2d(tmp_path, rng, ext):
+    # COMULIS submissions store 2D fields as (H, W, 1, 2).
+    field = rng.normal(size=(6, 7, 2)).astype(np.float32)
+    path = tmp_path / f"disp_0001_0000_0001_0001{ext}"
+    if ext == ".npz":
+        np.savez(path, field[:, :, None, :])
+    else:
+        nib.save(nib.Nifti1Image(field[:, :, None, :], np.eye(4)), path)
+    read = io.read_disp(path, spatial_shape=(6, 7))
+    assert read.data.shape == (6, 7, 2) and np.array_equal(read.data, field)
+    np.savez(path.with_name("d.npz"), np.zeros((6, 7, 2, 2), np.float32))  # two slices: not a 2D field
+    with pytest.raises(DatasetError, match="channels-last"):
+        io.read_disp(path.with_name("d.npz"))
 
 
 def test_read_spacing_reads_the_header_only(tmp_path):

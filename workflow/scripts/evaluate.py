@@ -19,4 +19,6 @@ runtimes: dict[PairId, float] = {keys[row.pair]: row.runtime_s for row in runs.i
 evaluation = evaluate_folder(task, sm.input.registrations, split=sm.params.split, runtimes=runtimes)
 for key, reason in evaluation.failures.items():
     logging.warning("failed %s: %s", key, reason)
+for message in evaluation.not_scored_messages():  # e.g. DSC on a test split whose labels are not published
+    logging.warning(message)
 write_evaluation(evaluation, Path(sm.output.metrics).parent)
