@@ -7,6 +7,7 @@ Reads the ``metrics.csv`` that ``metrics.evaluate.write_evaluation`` writes for 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,11 +61,39 @@ def task_leaderboard(table: pd.DataFrame) -> pd.DataFrame:
     return board
 
 
-def write_table(frame: pd.DataFrame, stem: Path, *, title: str) -> None:
+def evaluation_path(metrics_path: str | Path) -> Path:
+    """The ``evaluation.json`` that ``write_evaluation`` writes beside a ``metrics.csv``."""
+    return Path(metrics_path).with_name("evaluation.json")
+
+
+def not_scored(metrics_paths: Mapping[str, str | Path]) -> dict[str, str]:
+    """Every metric some method's evaluation could not compute on some pair, with the reason: for the whole
+    split (``not_scored`` of evaluation.json: hidden test labels, unpublished keypoints) or for some pairs
+    (``not_scored_cases``). The files a metric needs are the task's, so the reasons agree across methods; the
+    first method's is kept."""
+    found: dict[str, str] = {}
+    for path in metrics_paths.values():
+        evaluation = json.loads(evaluation_path(path).read_text())
+        for metric, reason in (evaluation.get("not_scored") or {}).items():
+            found.setdefault(metric, reason)
+        missing: dict[str, list[str]] = {}
+        for case, reasons in (evaluation.get("not_scored_cases") or {}).items():
+            for metric, reason in reasons.items():
+                missing.setdefault(metric, []).append(f"{case}: {reason}")
+        for metric, reasons in missing.items():
+            found.setdefault(metric, f"not on {len(reasons)} pair(s), e.g. {reasons[0]}")
+    return found
+
+
+def write_table(frame: pd.DataFrame, stem: Path, *, title: str, notes: Mapping[str, str] | None = None) -> None:
     """``stem.csv`` and ``stem.md`` (a titled Markdown table, numbers to 4 significant digits, "n/a" where a
-    method has no value, e.g. uncertainty metrics of a method that gives no uncertainty)."""
+    method has no value, e.g. uncertainty metrics of a method that gives no uncertainty), and below it the
+    metrics that could not be scored, ``notes`` (metric -> reason)."""
     with io.atomic_path(stem.with_suffix(".csv")) as tmp:
         frame.to_csv(tmp)
     markdown = f"# {title}\n\n{frame.to_markdown(floatfmt='.4g', missingval='n/a')}\n"
+    if notes:
+        markdown += "\nNot scored (the data to compute them is absent):\n\n" + \
+            "".join(f"- {metric}: {reason}\n" for metric, reason in notes.items())
     with io.atomic_path(stem.with_suffix(".md")) as tmp:
         tmp.write_text(markdown)

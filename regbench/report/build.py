@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from regbench import io
 from regbench.dataset import Task, read_dataset
 from regbench.displacement import Displacement
-from regbench.metrics.leaderboard import load_metrics
+from regbench.metrics.leaderboard import load_metrics, not_scored
 from regbench.registry import method_class
 from regbench.report import plots
 from regbench.report.environment import environment
@@ -209,7 +209,8 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         listed = json.loads((Path(plot_dirs[task]) / FIGURES_FILE).read_text())
         figures = [PageFigure(Path(plot_dirs[task]) / f"{f['name']}.png", f["caption"]) for f in listed]
         best = [str(m) for m in board.index[board["place"] == board["place"].min()]]
-        sections.append(TaskSection(task, tables[task], figures, int(board["failed"].sum()), best))
+        reasons = not_scored({r.method: r.metrics for r in runs if r.task == task})
+        sections.append(TaskSection(task, tables[task], figures, int(board["failed"].sum()), best, reasons))
     tables_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with io.atomic_path(tables_dir / f"{name}.html") as tmp:

@@ -69,6 +69,7 @@ class TaskSection:
     figures: Sequence[PageFigure]
     failed: int
     best: Sequence[str]
+    not_scored: Mapping[str, str] = field(default_factory=dict)  # metric -> why the data cannot give it
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,16 @@ def _task_section(section: TaskSection, base: Path, start: int) -> str:
             "official evaluation reports it, <code>HD95_mm</code> in mm; runtime in seconds per pair. The "
             f"initial entry (<code>{INITIAL_METHOD}</code>) is ranked with its SDlogJ and runtime counted as "
             "missing, as in the Learn2Reg notebooks, which is why those show the substitute values.</p>"
-            f"{figures}</section>")
+            f"{_not_scored(section.not_scored)}{figures}</section>")
+
+
+def _not_scored(reasons: Mapping[str, str]) -> str:
+    """The metrics a task's data could not give (hidden test labels, unpublished keypoints), with why."""
+    if not reasons:
+        return ""
+    items = "".join(f"<li><b>{_e(metric)}</b>: {_e(reason)}</li>" for metric, reason in reasons.items())
+    return f'<div class="note"><p><b>Not scored</b> (the data to compute them is absent):</p><ul>{items}</ul></div>'
+
 
 
 def _methods(page: ReportPage) -> str:
