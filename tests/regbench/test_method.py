@@ -163,6 +163,36 @@ def test_invalid_pairs_are_refused_with_the_method_and_pair_named():
         _Shift().register(_pair((4, 4, 4), (4, 4, 4), fixed_value=np.nan))
 
 
+def test_a_declared_voxel_limit_refuses_larger_pairs_up_front_in_one_line(tmp_path, synthetic_pair):
+    class Small(_Shift):
+        capabilities = Capabilities(dims=frozenset({3}), max_voxels=100, max_voxels_reason="toy memory budget")
+        calls = 0
+
+        def estimate(self, pair):
+            self.calls += 1
+            return super().estimate(pair)
+
+    assert Capabilities().max_voxels is None
+    method = Small()
+    method.register(_pair((4, 5, 5), (4, 5, 5)))  # 100 voxels: at the limit, registered
+    assert method.calls == 1
+    message = (r"^method 'shift' refuses pair 0001_0000<--0002_0000: 0\.00012 M voxels exceed its declared limit "
+               r"of 0\.0001 M voxels \(toy memory budget\)$")
+    with pytest.raises(RegbenchError, match=message):
+        method.register(_pair((4, 5, 6), (4, 5, 5)))
+    with pytest.raises(RegbenchError, match=message):  # the larger image counts; refused before the NaN scan
+        method.register(_pair((4, 5, 5), (4, 6, 5), fixed_value=np.nan))
+    assert method.calls == 1
+
+    class SmallMean(_Mean):
+        capabilities = Capabilities(max_voxels=100)
+
+    task = _task(tmp_path / "toy", synthetic_pair)  # 6x5x4 = 120 voxels per image
+    with pytest.raises(RegbenchError, match=r"^method 'mean' refuses pair 0001_0000<--0002_0000: .* of 0\.0001 M "
+                                            r"voxels$"):
+        SmallMean().train(task, [PairId(CaseId(1, 0), CaseId(2, 0))], tmp_path / "work")
+
+
 def test_multimodal_pair_warns_a_mono_modal_method(synthetic_pair):
     pair, _ = synthetic_pair((10, 9, 8), multimodal=True)
     with pytest.warns(RuntimeWarning, match="multi-modal pair \\(MR to CT\\) for a mono-modal method"):
