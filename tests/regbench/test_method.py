@@ -14,7 +14,8 @@ from regbench.dataset import describe, image_relpath, read_dataset, write_datase
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, Method
+from regbench.cache import TRAINING_CACHE_ITEMS
+from regbench.method import Capabilities, Hyperparams, Method, NetworkMethod
 from regbench.pair import Case, CaseId, Pair, PairId
 
 
@@ -270,3 +271,34 @@ def test_training_is_refused_for_classic_methods(tmp_path, synthetic_pair):
     task = _task(tmp_path / "toy", synthetic_pair)
     with pytest.raises(RegbenchError, match="method 'shift' is not trainable"):
         _Shift().train(task, [PairId(CaseId(1, 0), CaseId(2, 0))], tmp_path)
+
+
+class _Net(NetworkMethod):
+    name = "net"
+
+    def build(self, ndim: int) -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    def estimate(self, pair: Pair) -> Displacement:
+        return Displacement(np.zeros((*pair.fixed.image.shape, pair.ndim), np.float32))
+
+    def fit(self, task, pairs, workdir) -> None:
+        """Not used: the test calls ``prepared_pairs`` directly."""
+
+
+def test_prepared_training_cases_are_kept_while_recent_and_bounded_in_number():
+    def case(number: int) -> Case:
+        return Case(CaseId(number, 0), _image((3, 3, 3), float(number)))
+
+    many = [Pair(PairId(CaseId(2 * i, 0), CaseId(2 * i + 1, 0)), case(2 * i), case(2 * i + 1))
+            for i in range(TRAINING_CACHE_ITEMS)]  # twice as many cases as the cache holds
+    prepared: list[int] = []
+    pair_at = _Net().prepared_pairs(many, lambda image: prepared.append(int(image.data[0, 0, 0])) or image)
+    fixed, moving = pair_at(0)
+    assert (fixed.data[0, 0, 0], moving.data[0, 0, 0]) == (0.0, 1.0)
+    pair_at(0)
+    assert prepared == [0, 1]  # a revisit prepares nothing
+    for index in range(len(many)):
+        pair_at(index)
+    pair_at(0)  # evicted by the later cases: prepared again rather than kept for ever
+    assert len(prepared) == 2 * len(many) + 2
