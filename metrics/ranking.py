@@ -99,6 +99,21 @@ def beaten_counts(samples: np.ndarray) -> np.ndarray:
     return beaten
 
 
+def smallest_p_value(samples: int) -> float:
+    """The smallest two-sided p the rank-sum test can give two methods with ``samples`` values each: that of
+    perfectly separated samples. Below ``P_THRESHOLD`` only from ``separating_samples()`` values on."""
+    return float(stats.ranksums(np.arange(samples) + samples, np.arange(samples)).pvalue)
+
+
+def separating_samples() -> int:
+    """The fewest values per method with which the rank-sum test can find p < ``P_THRESHOLD`` (3 at 0.05):
+    with fewer, no two methods can be told apart and every method shares the same rank score."""
+    samples = 1
+    while smallest_p_value(samples) >= P_THRESHOLD:
+        samples += 1
+    return samples
+
+
 def rank_scores(beaten: np.ndarray) -> np.ndarray:
     """Rank scores on ``linspace(0.1, 1, N)``: fewer methods beating you is better; ties share the average.
 
@@ -145,7 +160,8 @@ def rank_task(table: pd.DataFrame, *, scheme: Sequence[RankedMetric] | None = No
 
     Returns:
         One row per method, best first: ``<metric>`` (mean of the substituted samples, as the notebooks
-        print), ``rank_<metric>`` (rank score), ``score`` (geometric mean) and ``place`` (1 = best).
+        print), ``rank_<metric>`` (rank score), ``n_<metric>`` (how many samples per method the test compared),
+        ``score`` (geometric mean) and ``place`` (1 = best).
     """
     table = table.assign(label=table["label"].fillna(-1))
     methods = sorted(table["method"].unique())
@@ -167,6 +183,7 @@ def rank_task(table: pd.DataFrame, *, scheme: Sequence[RankedMetric] | None = No
         result[ranked.name] = samples.mean(axis=1)
         signed = samples if ranked.higher_is_better else -samples
         result[f"rank_{ranked.name}"] = rank_scores(beaten_counts(signed))
+        result[f"n_{ranked.name}"] = samples.shape[1]
     ranks = result[[f"rank_{s.name}" for s in scheme]].to_numpy()
     result["score"] = np.exp(np.log(ranks).mean(axis=1))
     result = result.sort_values("score", ascending=False, kind="stable")

@@ -6,8 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from regbench.errors import RegbenchError
+from regbench.errors import DatasetError, RegbenchError
+
+if TYPE_CHECKING:  # commands import what they need when run, so the command line starts fast
+    from regbench.dataset import Split, Task
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -54,15 +58,39 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(task: Task, disp_dir: Path, requested: Split | None) -> Split:
+    """The split to score: the one asked for, else the one whose pairs ``disp_dir`` holds fields of. Asking for a
+    split of which the folder holds no field, while it holds the other's, is an error saying so."""
+    from regbench.metrics.evaluate import fields_held
+
+    held = fields_held(task, disp_dir)
+    if requested is None:
+        present = [split for split in ("val", "test") if held[split]]
+        if len(present) > 1:
+            raise DatasetError(disp_dir, f"holds fields of {held['val']} val and {held['test']} test pairs; "
+                                         "choose one with --split val or --split test")
+        if not present:
+            example = next((f"{p.disp_stem}.nii.gz" for s in ("val", "test") for p in task.pair_ids(s)), "")
+            raise DatasetError(disp_dir, f"holds no field of a val or test pair of {task.name} "
+                                         f"(fields are named like {example or 'disp_FFFF_MMMM_FFFF_MMMM.nii.gz'})")
+        return present[0]
+    other = "test" if requested == "val" else "val"
+    if not held[requested] and held[other]:
+        raise DatasetError(disp_dir, f"holds the fields of {held[other]} of the {len(task.pair_ids(other))} "
+                                     f"{other} pairs and of no {requested} pair; run with --split {other}")
+    return requested
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    """Score a folder; exit 1 only if no pair had a usable field (metrics not scored are reported, not fatal)."""
+    """Score a folder; exit 1 if no pair had a usable field (metrics not scored are reported, not fatal)."""
     from regbench.dataset import read_dataset
     from regbench.metrics.eval_config import read_eval_config, write_eval_config
     from regbench.metrics.evaluate import evaluate_folder, write_evaluation
 
     task = read_dataset(args.dataset_dir)
     config = read_eval_config(args.config) if args.config else None
-    evaluation = evaluate_folder(task, args.disp_dir, split=args.split, config=config)
+    split = args.split if config else _split(task, args.disp_dir, args.split)
+    evaluation = evaluate_folder(task, args.disp_dir, split=split, config=config)
     write_evaluation(evaluation, args.out)
     write_eval_config(args.out / "evaluation_config.json", evaluation.config)
     for key, reason in evaluation.failures.items():
@@ -75,11 +103,49 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{task.name}: scored {scored} of {len(evaluation.scores)} pairs -> {args.out}")
     for metric, stats in evaluation.aggregates().items():
         print(f"  {metric:16s} {stats['mean']:10.4f} +- {stats['std']:.4f}  (30: {stats['30']:.4f})")
+    if not scored:
+        print(f"regbench: error: {args.disp_dir}: no pair could be scored (see the failures above)", file=sys.stderr)
     return 0 if scored else 1
 
 
+def _version() -> str:
+    """The installed version and the commit it runs from (the version number stays the same between
+    commits); git runs only when asked, so other commands start without it."""
+    from regbench.report.environment import package_version, regbench_commit
+
+    return f"regbench {package_version('regbench')}, commit {regbench_commit()}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``_version()`` and exit, before a command is required."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and commit, then exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(_version())
+        parser.exit()
+
+
+DESCRIPTION = """\
+regbench: a Learn2Reg-style benchmark of medical image registration methods. Every method runs on every
+task and is scored with Learn2Reg's metrics and ranking (Dice, HD95, TRE, SDlogJ, runtime).
+
+The benchmark itself runs through Snakemake, from a regbench checkout:
+
+  snakemake --cores 2                        # every method on every task (config/config.yaml)
+  snakemake --cores 2 --config scale=smoke   # the whole workflow on tiny data, in minutes
+
+which writes the leaderboards to results/leaderboard/ and the report to results/report.html. This command
+holds what runs on its own: listing tasks and methods, making a synthetic task, checking a Learn2Reg folder
+and scoring a folder of displacement fields as the official evaluation does."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="regbench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="regbench COMMAND --help describes a command; README.md the rest.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("tasks", help="list the built-in tasks").set_defaults(run=_tasks)
@@ -101,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "evaluation does; writes OUT/metrics.csv and OUT/evaluation.json.")
     evaluate.add_argument("dataset_dir", type=Path, help="the Learn2Reg dataset folder")
     evaluate.add_argument("disp_dir", type=Path, help="folder of disp_*.nii.gz / disp_*.npz fields")
-    evaluate.add_argument("--split", default="val", choices=["val", "test"], help="which pairs (default: val)")
+    evaluate.add_argument("--split", default=None, choices=["val", "test"],
+                          help="which pairs to score (default: the split whose pairs DISP_DIR holds fields of; "
+                               "an error if it holds fields of both or of neither; ignored with --config, "
+                               "whose eval_pairs are scored)")
     evaluate.add_argument("--config", type=Path, default=None,
                           help="an official *_evaluation_config.json (default: derived from the dataset)")
     evaluate.add_argument("--out", type=Path, required=True, help="output folder")

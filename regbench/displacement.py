@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from regbench.image import Shape
+
+if TYPE_CHECKING:  # torch is imported where a field is converted: reading and scoring fields need none
+    import torch
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,9 +61,11 @@ class Displacement:
             raise ValueError(f"Displacement.from_torch(): expected (1, ndim, *spatial), got {tuple(disp.shape)}")
         return cls(np.moveaxis(disp[0].detach().cpu().numpy(), 0, -1).astype(np.float32))
 
-    def to_torch(self, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> torch.Tensor:
-        """To the torch layout (1, ndim, *spatial)."""
-        return torch.as_tensor(np.moveaxis(self.data, -1, 0).copy(), dtype=dtype, device=device)[None]
+    def to_torch(self, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+        """To the torch layout (1, ndim, *spatial), float32 unless ``dtype`` says otherwise."""
+        import torch
+
+        return torch.as_tensor(np.moveaxis(self.data, -1, 0).copy(), dtype=dtype or torch.float32, device=device)[None]
 
 
 def check_disp_array(data: np.ndarray, *, where: str, spatial_shape: Shape | None = None) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Mapping
-from typing import Any
-
-import torch
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from regbench import methods
 from regbench.errors import RegbenchError
 from regbench.method import Method
+
+if TYPE_CHECKING:
+    import torch
 
 
 def list_methods() -> list[str]:
@@ -51,9 +52,34 @@ def get_method(name: str, *, scale: str = "default", seed: int = 0, threads: int
     return method_class(name).configure(scale=scale, seed=seed, threads=threads, device=device, **overrides)
 
 
-def config_overrides(config: Mapping[str, Any], task: str, method: str) -> dict[str, Any]:
+def config_overrides(config: Mapping[str, Any], task: str | None, method: str) -> dict[str, Any]:
     """The settings a workflow config (``config/config.yaml``) gives ``method`` on ``task``: its ``overrides``
-    entry, updated by the ``task_overrides`` entry of the task, so benchmarks run methods as the workflow does."""
+    entry, updated by the ``task_overrides`` entry of the task (None: none), so benchmarks run methods as the
+    workflow does."""
     merged = dict((config.get("overrides") or {}).get(method) or {})
     merged.update(((config.get("task_overrides") or {}).get(task) or {}).get(method) or {})
     return merged
+
+
+def check_overrides(config: Mapping[str, Any], task_names: Iterable[str]) -> None:
+    """Check a workflow config's ``overrides`` and ``task_overrides`` when the workflow is planned, so a typo fails
+    ``snakemake -n`` in one line instead of a job an hour later or, for a task name, never.
+
+    Every method must be registered and every task one of ``task_names``; the settings each entry gives (a task's
+    merged onto the method-wide ones, as ``config_overrides`` merges them) must be parameters of the method, of
+    the right type, at the config's scale: ``Hyperparams.replace`` decides, as it does when the job runs.
+    """
+    task_overrides = config.get("task_overrides") or {}
+    known = sorted(set(task_names))
+    unknown = sorted(set(task_overrides) - set(known))
+    if unknown:
+        raise RegbenchError(f"task_overrides: unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known)}")
+    entries = [("overrides", None, method) for method in config.get("overrides") or {}]
+    entries += [(f"task_overrides: {task}", task, method) for task, methods in task_overrides.items()
+                for method in methods or {}]
+    for where, task, method in entries:
+        try:
+            method_class(method).Params.preset(config.get("scale", "default")).replace(
+                **config_overrides(config, task, method))
+        except RegbenchError as err:
+            raise RegbenchError(f"{where}: {method}: {err}") from err

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from regbench import io
 from regbench.dataset import Task, read_dataset
 from regbench.displacement import Displacement
-from regbench.metrics.leaderboard import load_metrics, not_scored
+from regbench.metrics.leaderboard import PLACE, load_metrics, not_scored, overall_tables, task_tables
 from regbench.registry import method_class
 from regbench.report import plots
 from regbench.report.environment import environment
@@ -80,10 +80,15 @@ def _pair_figures(task: Task, pair_key: str, registrations: Mapping[str, str | P
     where = "" if index is None else f", slice {index} of the last axis"
     panel = plots.qualitative_panel(
         take(pair.fixed.image.data, index), take(pair.moving.image.data, index), views, palette,
-        fixed_labels=None if labels is None else take(labels, index), title=f"{task.name}: pair {pair_id.key}{where}")
+        fixed_labels=None if labels is None else take(labels, index), multimodal=pair.multimodal,
+        title=f"{task.name}: pair {pair_id.key}{where}")
+    compared = (f"a checkerboard of fixed ({pair.fixed.modality or 'one modality'}) and warped "
+                f"({pair.moving.modality or 'another'}) tiles, where edges that run on across tile borders show "
+                "alignment (their intensities do not correspond, so a difference would show contrast, not error)"
+                if pair.multimodal else "their difference")
     figures = [("qualitative", panel,
                 f"A typical pair ({pair_id.key}, median {primary.short} over methods{where}): fixed and moving "
-                "images, the warped moving image with the fixed labels outlined, their difference, the deformed "
+                f"images, the warped moving image with the fixed labels outlined, {compared}, the deformed "
                 "grid and the Jacobian determinant (black: folding).")]
     uncertain = {m: v for m, v in views.items() if v.std is not None}
     if uncertain:
@@ -200,15 +205,15 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
     palette = method_palette(methods)
     overall_board = pd.read_csv(overall, index_col="method")
     task_columns = frozenset(boards)
-    tables = {"overall": leaderboard_html(overall_board, caption="Overall: mean Learn2Reg rank score over tasks",
-                                          palette=palette, task_columns=task_columns)}
+    tables = {"overall": leaderboard_html(overall_tables(overall_board), caption="Overall", palette=palette,
+                                          task_columns=task_columns)}
     sections = []
     for task, board_path in boards.items():
         board = pd.read_csv(board_path, index_col="method")
-        tables[task] = leaderboard_html(board, caption=f"Leaderboard: {task}", palette=palette)
+        tables[task] = leaderboard_html(task_tables(board), caption=f"Leaderboard: {task}", palette=palette)
         listed = json.loads((Path(plot_dirs[task]) / FIGURES_FILE).read_text())
         figures = [PageFigure(Path(plot_dirs[task]) / f"{f['name']}.png", f["caption"]) for f in listed]
-        best = [str(m) for m in board.index[board["place"] == board["place"].min()]]
+        best = [str(m) for m in board.index[board[PLACE] == board[PLACE].min()]]
         reasons = not_scored({r.method: r.metrics for r in runs if r.task == task})
         sections.append(TaskSection(task, tables[task], figures, int(board["failed"].sum()), best, reasons))
     tables_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +226,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         config=dict(config), overall_table=tables["overall"],
         overall_figure=PageFigure(heatmap, "Learn2Reg rank score of every method on every task (0.1: worst "
                                        "or absent, 1: best) and their mean, which orders the overall ranking."),
-        best=[str(m) for m in overall_board.index[overall_board["place"] == overall_board["place"].min()]],
+        best=[str(m) for m in overall_board.index[overall_board[PLACE] == overall_board[PLACE].min()]],
         tasks=sections,
         methods=[_method_settings(runs, m, str(config["scale"])) for m in methods if any(r.method == m for r in runs)],
         environment=environment(), palette=palette)

@@ -20,7 +20,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from regbench.metrics.leaderboard import INITIAL_METHOD
 from regbench.report.tables import format_value
 
 STYLE = """
@@ -48,6 +47,7 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9rem; color: #444; max-width: 60rem; }
 pre { background: #f6f6f6; padding: 0.7rem; overflow-x: auto; font-size: 0.85rem; }
 .note { color: #555; font-size: 0.9rem; }
+ul.note { margin: -0.6rem 0 1.4rem; max-width: 60rem; }
 """
 
 
@@ -158,11 +158,8 @@ def _task_section(section: TaskSection, base: Path, start: int) -> str:
     figures = "".join(_figure(f, base, start + i) for i, f in enumerate(section.figures))
     return (f'<section id="{_slug(section.task)}"><h2>Task: {_e(section.task)}</h2>'
             f'<div class="wide">{section.table}</div>'
-            f'<p class="note">Bold green: best in its column. Ranked columns (<code>rank_*</code>) are '
-            "Learn2Reg rank scores (0.1 to 1), <code>score</code> their geometric mean; HD95 in voxels as the "
-            "official evaluation reports it, <code>HD95_mm</code> in mm; runtime in seconds per pair. The "
-            f"initial entry (<code>{INITIAL_METHOD}</code>) is ranked with its SDlogJ and runtime counted as "
-            "missing, as in the Learn2Reg notebooks, which is why those show the substitute values.</p>"
+            '<p class="note">Bold green: best measured value in its column. The notes under each table say '
+            "what its columns mean.</p>"
             f"{_not_scored(section.not_scored)}{figures}</section>")
 
 

@@ -21,11 +21,13 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from regbench.report.results import SDLOGJ, Metric
-from regbench.report.slices import SliceView
+from regbench.report.slices import SliceView, checkerboard
 
 PNG_DPI = 110
 GRID_LINES = 16  # deformation grid: about this many lines across the slice in each direction
 STRIP_COLOUR = "0.2"
+COLOUR_BAR_HEIGHT = 0.06  # of an image row: the colour bars get a row of their own under the images
+JACOBIAN_TICKS = (0.5, 1.0, 1.5, 2.0)  # det J runs from 0 (below: folding, black) through 1 to 2
 
 
 @contextmanager
@@ -50,12 +52,29 @@ def save_figure(figure: Figure, stem: str | Path) -> list[Path]:
 
 
 def _method_axis(ax: Axes, names: Sequence[str], palette: Mapping[str, str], *, axis: str = "x") -> None:
-    """Colour the method tick labels like the method's marks, and tilt them when there are many."""
+    """Colour the method tick labels like the method's marks; below the x axis, tilt them when there are
+    several and stand them upright when there are many, each ending at its own tick, so that long names do
+    not run into each other."""
     labels = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    rotation = 0 if axis != "x" or len(names) <= 3 else 45 if len(names) <= 6 else 90
     for label in labels:
         label.set_color(palette.get(label.get_text(), "black"))
-    if axis == "x" and len(names) > 3:
-        ax.tick_params(axis="x", labelrotation=30)
+        if rotation:
+            label.set(rotation=rotation, horizontalalignment="right", verticalalignment="center",
+                      rotation_mode="anchor")
+
+
+def _legend_outside(ax: Axes) -> None:
+    """The legend to the right of the axes, where it cannot cover a point (the layout makes room for it)."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _colour_bar(figure: Figure, mappable: object, cell: Axes, label: str, *, extend: str = "neither",
+                ticks: Sequence[float] | None = None) -> None:
+    """A horizontal colour bar in ``cell``, an axes (turned off) of the figure's own colour-bar row; a tenth of
+    its width is left free on each side for the end tick labels, which the layout does not make room for."""
+    cax = cell.inset_axes((0.1, 0.0, 0.8, 1.0))
+    figure.colorbar(mappable, cax=cax, orientation="horizontal", label=label, extend=extend, ticks=ticks)
 
 
 def case_metric_plot(cases: pd.DataFrame, metrics: Sequence[Metric], palette: Mapping[str, str], *,
@@ -67,8 +86,9 @@ def case_metric_plot(cases: pd.DataFrame, metrics: Sequence[Metric], palette: Ma
         metrics: one panel each, in this order.
         order: methods from left to right (those without values are left out).
     """
+    panel_width = max(3.2, 0.5 * len(order) + 1.0)  # room for every method's name under its box
     with _style():
-        figure = Figure(figsize=(3.2 * len(metrics) + 0.5, 3.6), layout="constrained")
+        figure = Figure(figsize=(panel_width * len(metrics) + 0.5, 3.8), layout="constrained")
         axes = figure.subplots(1, len(metrics), squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=True):
             data = cases[cases["metric"] == metric.name]
@@ -123,7 +143,8 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float], *, higher_is_
 
 def runtime_tradeoff_plot(runtime_s: pd.Series, accuracy: pd.Series, metric: Metric,
                           palette: Mapping[str, str], *, title: str) -> Figure:
-    """Mean accuracy against mean runtime per pair (log scale), one point per method, Pareto front marked.
+    """Mean accuracy against mean runtime per pair (log scale), one point per method, Pareto front marked;
+    methods are named in a legend beside the axes, never on top of the points.
 
     Args:
         runtime_s, accuracy: indexed by method; methods missing from either are left out.
@@ -133,20 +154,18 @@ def runtime_tradeoff_plot(runtime_s: pd.Series, accuracy: pd.Series, metric: Met
     front = data[pareto_front(data["runtime_s"], data["accuracy"], higher_is_better=metric.higher_is_better)]
     front = front.sort_values("runtime_s")
     with _style():
-        figure = Figure(figsize=(5.6, 4.0), layout="constrained")
+        figure = Figure(figsize=(6.6, 4.0), layout="constrained")
         ax = figure.subplots()
         ax.step(front["runtime_s"], front["accuracy"], where="post", color="0.5", linestyle="--", zorder=1,
                 label="Pareto front")
         for method, row in data.iterrows():
             ax.scatter(row["runtime_s"], row["accuracy"], s=70, color=palette[method], zorder=2,
                        edgecolor="black" if method in front.index else "none", label=method)
-            ax.annotate(method, (row["runtime_s"], row["accuracy"]), textcoords="offset points", xytext=(6, 4),
-                        fontsize=8, color=palette[method])
         ax.set_xscale("log")
         better = "up" if metric.higher_is_better else "down"
         ax.set(title=f"{title}\n(better: left and {better}; black edge: on the Pareto front)",
                xlabel="mean runtime per pair (s, log scale)", ylabel=f"mean {metric.label}")
-        ax.legend(fontsize=8, loc="best")
+        _legend_outside(ax)
     return figure
 
 
@@ -157,7 +176,7 @@ def plausibility_plot(cases: pd.DataFrame, accuracy: Metric, palette: Mapping[st
     wide = cases[cases["metric"].isin([accuracy.name, SDLOGJ.name])]
     wide = wide.pivot_table(index=["method", "pair"], columns="metric", values="value").dropna().reset_index()
     with _style():
-        figure = Figure(figsize=(5.6, 4.0), layout="constrained")
+        figure = Figure(figsize=(6.6, 4.0), layout="constrained")
         ax = figure.subplots()
         for method in [m for m in order if m in set(wide["method"])]:
             rows = wide[wide["method"] == method]
@@ -167,7 +186,7 @@ def plausibility_plot(cases: pd.DataFrame, accuracy: Metric, palette: Mapping[st
                         color=palette[method], markeredgecolor="black", capsize=3, label=method)
         vertical = "up" if accuracy.higher_is_better else "down"
         ax.set(title=f"{title}\n(better: left and {vertical})", xlabel=SDLOGJ.label, ylabel=accuracy.label)
-        ax.legend(fontsize=8, loc="best")
+        _legend_outside(ax)
     return figure
 
 
@@ -218,17 +237,24 @@ def _deformation_grid(ax: Axes, grid: np.ndarray, colour: str) -> None:
 
 def qualitative_panel(fixed: np.ndarray, moving: np.ndarray, views: Mapping[str, SliceView],
                       palette: Mapping[str, str], *, fixed_labels: np.ndarray | None = None,
-                      title: str) -> Figure:
-    """One row per method: fixed, moving, warped moving (fixed label outlines on top), warped minus fixed
-    (each image scaled to its own 1-99 % window first, so the difference means something across
-    modalities only roughly), the deformation grid, and det J (folding, det J <= 0, in black)."""
-    columns = ("fixed", "moving", "warped moving", "warped - fixed", "deformation grid", "det J")
+                      multimodal: bool = False, title: str) -> Figure:
+    """One row per method: fixed, moving, warped moving (fixed label outlines on top), warped against fixed,
+    the deformation grid, and det J (folding, det J <= 0, in black).
+
+    Warped against fixed is their difference (each image scaled to its own 1-99 % window first) for one
+    modality; for a ``multimodal`` pair, whose intensities do not correspond, a checkerboard of the two
+    (``slices.checkerboard``), where misalignment shows as edges that jump at tile borders.
+    """
+    compare = "checkerboard fixed | warped" if multimodal else "warped - fixed"
+    columns = ("fixed", "moving", "warped moving", compare, "deformation grid", "det J")
     fixed_window, moving_window = _display_range(fixed), _display_range(moving)
     jacobian_map = colormaps["PuOr_r"].with_extremes(under="black")
     outlines = [] if fixed_labels is None else [k for k in np.unique(fixed_labels) if k != 0]
     with _style():
-        figure = Figure(figsize=(2.1 * len(columns) + 0.6, 2.2 * len(views) + 1.2), layout="constrained")
-        axes = figure.subplots(len(views), len(columns), squeeze=False)
+        figure = Figure(figsize=(2.1 * len(columns) + 0.6, 2.2 * len(views) + 1.4), layout="constrained")
+        grid = figure.subplots(len(views) + 1, len(columns), squeeze=False,
+                               height_ratios=[1.0] * len(views) + [COLOUR_BAR_HEIGHT])
+        axes, bars = grid[:-1], grid[-1]
         difference = jacobian = None
         for row, (method, view) in zip(axes, views.items(), strict=True):
             _image(row[0], fixed, cmap="gray", vmin=fixed_window[0], vmax=fixed_window[1])
@@ -236,34 +262,44 @@ def qualitative_panel(fixed: np.ndarray, moving: np.ndarray, views: Mapping[str,
             _image(row[2], view.warped, cmap="gray", vmin=moving_window[0], vmax=moving_window[1])
             for label in outlines:
                 row[2].contour((fixed_labels == label).T, levels=[0.5], colors="gold", linewidths=0.6)
-            difference = _image(row[3], _normalised(view.warped, moving_window) - _normalised(fixed, fixed_window),
-                                cmap="RdBu_r", vmin=-1, vmax=1)
+            warped, target = _normalised(view.warped, moving_window), _normalised(fixed, fixed_window)
+            if multimodal:
+                _image(row[3], checkerboard(target, warped), cmap="gray", vmin=0, vmax=1)
+            else:
+                difference = _image(row[3], warped - target, cmap="RdBu_r", vmin=-1, vmax=1)
             _deformation_grid(row[4], view.grid, palette[method])
             jacobian = _image(row[5], view.jacobian, cmap=jacobian_map,
                               norm=TwoSlopeNorm(vmin=1e-6, vcenter=1.0, vmax=2.0))
             row[0].set_ylabel(method, color=palette[method], fontsize=11, fontweight="bold")
         for ax, name in zip(axes[0], columns, strict=True):
             ax.set_title(name)
-        figure.colorbar(difference, ax=axes[:, 3], location="bottom", shrink=0.9,
-                        label="intensity difference (windowed)")
-        figure.colorbar(jacobian, ax=axes[:, 5], location="bottom", shrink=0.9, extend="both",
-                        label="det J (1 = volume kept)")
+        for ax in bars:
+            ax.set_axis_off()
+        if not multimodal:
+            _colour_bar(figure, difference, bars[3], "intensity difference (windowed)")
+        _colour_bar(figure, jacobian, bars[5], "det J (1 = volume kept)", extend="both", ticks=JACOBIAN_TICKS)
         figure.suptitle(title)
     return figure
 
 
 def uncertainty_panel(views: Mapping[str, SliceView], palette: Mapping[str, str], *, title: str) -> Figure:
-    """For each method with uncertainty: its warped moving image and the length of its displacement std."""
+    """For each method with uncertainty: its warped moving image and the length of its displacement std, on
+    one colour scale for all methods, so that they compare."""
+    top = max(float(np.max(view.std)) for view in views.values()) or 1.0
     with _style():
-        figure = Figure(figsize=(5.2, 2.4 * len(views) + 1.0), layout="constrained")
-        axes = figure.subplots(len(views), 2, squeeze=False)
-        for row, (method, view) in zip(axes, views.items(), strict=True):
+        figure = Figure(figsize=(5.2, 2.4 * len(views) + 1.4), layout="constrained")
+        grid = figure.subplots(len(views) + 1, 2, squeeze=False,
+                               height_ratios=[1.0] * len(views) + [COLOUR_BAR_HEIGHT])
+        shown = None
+        for row, (method, view) in zip(grid[:-1], views.items(), strict=True):
             window = _display_range(view.warped)
             _image(row[0], view.warped, cmap="gray", vmin=window[0], vmax=window[1])
-            shown = _image(row[1], view.std, cmap="magma", vmin=0)
-            figure.colorbar(shown, ax=row[1], label="displacement std (voxels)")
+            shown = _image(row[1], view.std, cmap="magma", vmin=0, vmax=top)
             row[0].set_ylabel(method, color=palette[method], fontsize=11, fontweight="bold")
-        axes[0, 0].set_title("warped moving")
-        axes[0, 1].set_title("uncertainty")
+        grid[0, 0].set_title("warped moving")
+        grid[0, 1].set_title("uncertainty")
+        for ax in grid[-1]:
+            ax.set_axis_off()
+        _colour_bar(figure, shown, grid[-1, 1], "displacement std (voxels)")
         figure.suptitle(title)
     return figure

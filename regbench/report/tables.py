@@ -1,22 +1,24 @@
 """Leaderboards as styled HTML: the best value of each column marked, failed cases counted and flagged.
 
-The Markdown and CSV leaderboards (``metrics.leaderboard``) are the data; this is how the page shows them.
-Which way is better follows the metric: Dice, rank scores and the overall score up; distances, SDlogJ,
-folding, runtime and calibration error down. Columns with no "better" (the place, the failure count,
-coverage, which should match its nominal level rather than be large) are not marked.
+The tables and their cells are the Markdown leaderboards' (``metrics.leaderboard.BoardTable``); this is how
+the page shows them. Which way is better follows the column: Dice, the score and the overall per-task
+scores up; distances, SDlogJ, folding, runtime and calibration error down. Columns with no "better" (the
+place, the failure count, coverage, which should match its nominal level rather than be large) are not
+marked, and neither are substitutes, which were never measured.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-HIGHER_IS_BETTER_PREFIXES = ("rank_", "DSC", "StdErrorSpearman")
-UNMARKED_PREFIXES = ("place", "failed", "Coverage", "DSC_SampleStd")
-FAILED_COLUMN = "failed"
+from regbench.metrics.leaderboard import FAILED_COLUMN, PLACE, SCORE, BoardTable, format_number
+
+HIGHER_IS_BETTER_PREFIXES = ("DSC", "StdErrorSpearman")
+UNMARKED_PREFIXES = (PLACE, FAILED_COLUMN, "Coverage", "DSC_SampleStd")
 
 
 def better(column: str, *, task_columns: frozenset[str] = frozenset()) -> str | None:
@@ -24,7 +26,7 @@ def better(column: str, *, task_columns: frozenset[str] = frozenset()) -> str | 
     per-task scores of the overall leaderboard (higher is better)."""
     if column.startswith(UNMARKED_PREFIXES):
         return None
-    if column == "score" or column in task_columns or column.startswith(HIGHER_IS_BETTER_PREFIXES):
+    if column == SCORE or column in task_columns or column.startswith(HIGHER_IS_BETTER_PREFIXES):
         return "higher"
     return "lower"
 
@@ -39,42 +41,52 @@ def best_mask(values: pd.Series, direction: str | None) -> pd.Series:
 
 
 def format_value(value: object) -> str:
-    """Four significant digits for floats, integers as they are, a dash for missing values."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    if isinstance(value, (int, np.integer)):
-        return str(value)
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4g}"
-    return html.escape(str(value))
+    """A value as the leaderboards write it (``metrics.leaderboard.format_number``), escaped for HTML."""
+    return html.escape(format_number(value))
 
 
-def leaderboard_html(board: pd.DataFrame, *, caption: str, palette: Mapping[str, str] | None = None,
-                     task_columns: frozenset[str] = frozenset()) -> str:
-    """An HTML ``<table class="leaderboard">`` of a leaderboard indexed by method.
+def _measured(table: BoardTable) -> pd.DataFrame:
+    """The table's values with its substitutes left out, so a substitute is never marked best."""
+    substituted = pd.DataFrame(False, index=table.values.index, columns=table.values.columns)
+    for method, column in table.substitutes:
+        substituted.at[method, column] = True
+    return table.values.mask(substituted)
+
+
+def _table_html(table: BoardTable, *, caption: str, palette: Mapping[str, str] | None = None,
+               task_columns: frozenset[str] = frozenset()) -> str:
+    """An HTML ``<table class="leaderboard">`` of one table, its notes in a list below it.
 
     Best cells carry ``class="best"`` (and a title saying so), a nonzero failure count ``class="failed"``;
     a method's name starts with a swatch of its colour. The page's stylesheet gives the classes their look.
     """
-    marks = {column: best_mask(board[column], better(str(column), task_columns=task_columns))
-             for column in board.columns}
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in [board.index.name or "method", *board.columns])
+    measured = _measured(table)
+    marks = {column: best_mask(measured[column], better(str(column), task_columns=task_columns))
+             for column in table.values.columns}
+    header = "".join(f"<th>{html.escape(str(c))}</th>"
+                     for c in [table.values.index.name or "method", *table.values.columns])
     rows = []
-    for method, row in board.iterrows():
+    for method, row in table.values.iterrows():
         swatch = (f'<span class="swatch" style="background:{palette[method]}"></span>'
                   if palette and method in palette else "")
         cells = [f'<th scope="row">{swatch}{html.escape(str(method))}</th>']
-        for column in board.columns:
-            value = row[column]
-            classes = []
-            if marks[column][method]:
-                classes.append("best")
-            if column == FAILED_COLUMN and pd.notna(value) and value > 0:
+        for column in table.values.columns:
+            classes = ["best"] if marks[column][method] else []
+            if column == FAILED_COLUMN and pd.notna(row[column]) and row[column] > 0:
                 classes.append("failed")
             attributes = f' class="{" ".join(classes)}"' if classes else ""
             if "best" in classes:
                 attributes += f' title="best {html.escape(str(column))}"'
-            cells.append(f"<td{attributes}>{format_value(value)}</td>")
+            cells.append(f"<td{attributes}>{html.escape(table.cell(method, column))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in table.notes)
     return (f'<table class="leaderboard"><caption>{html.escape(caption)}</caption>'
-            f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            + (f'<ul class="note">{notes}</ul>' if notes else ""))
+
+
+def leaderboard_html(tables: Sequence[BoardTable], *, caption: str, palette: Mapping[str, str] | None = None,
+                     task_columns: frozenset[str] = frozenset()) -> str:
+    """A leaderboard's tables (``task_tables`` or ``overall_tables``), each captioned ``caption – its title``."""
+    return "".join(_table_html(t, caption=f"{caption} – {t.title}", palette=palette, task_columns=task_columns)
+                   for t in tables)

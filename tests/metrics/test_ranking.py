@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from regbench.metrics.ranking import (
-    RankedMetric, beaten_counts, overall_leaderboard, rank_scores, rank_task, ranking_scheme,
+    RankedMetric, beaten_counts, overall_leaderboard, rank_scores, rank_task, ranking_scheme, separating_samples,
+    smallest_p_value,
 )
 
 
@@ -30,6 +31,17 @@ def test_beaten_counts_use_the_rank_sum_test():
     b = np.arange(10) * 2.0
     c = np.arange(10) * 2.0 + 1.0
     np.testing.assert_array_equal(beaten_counts(np.stack([a, b, c])), [0, 1, 1])
+
+
+def test_too_few_samples_can_never_separate_two_methods():
+    # perfectly separated samples give the smallest p: z = 1 / sqrt(1 * 1 * 3 / 12) = 2 for one value each
+    # (p = 0.3173), z = 4.5 / sqrt(9 * 7 / 12) = 1.964 for three (p = 0.0495, the first below 0.05)
+    assert smallest_p_value(1) == pytest.approx(0.3173, abs=1e-4)
+    assert smallest_p_value(2) > 0.05 > smallest_p_value(3)
+    assert separating_samples() == 3
+    two = np.array([[10.0, 11.0], [0.0, 1.0], [5.0, 6.0]])
+    np.testing.assert_array_equal(beaten_counts(two), [0, 0, 0])  # as far apart as can be, still no beat
+    np.testing.assert_array_equal(beaten_counts(np.array([[10.0, 11, 12], [0.0, 1, 2]])), [0, 1])
 
 
 def long_table(values: dict[str, list[float]], metric: str, labels: list | None = None) -> pd.DataFrame:
@@ -82,6 +94,8 @@ def test_label_task_scheme_and_geometric_mean(rng):
     columns = ["rank_DSC", "rank_DSC30", "rank_HD95", "rank_LogJacDetStd"]
     expected = np.prod(ranks[columns].to_numpy(), axis=1) ** (1 / 4)
     np.testing.assert_allclose(ranks["score"], expected)
+    # samples per method the test compared: 20 cases x 2 labels, the hardest 30 % of them, one per case
+    assert ranks.loc["strong", ["n_DSC", "n_DSC30", "n_HD95", "n_LogJacDetStd"]].tolist() == [40, 12, 40, 20]
     # The initial result's perfect SDlogJ (0) counts as missing (1.5): it cannot win that metric.
     assert ranks.loc["initial", "LogJacDetStd"] == 1.5
     assert ranks.loc["initial", "rank_LogJacDetStd"] == pytest.approx(0.1)

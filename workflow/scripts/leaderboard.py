@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from regbench.metrics.leaderboard import load_metrics, not_scored, task_leaderboard, write_table
+from regbench.metrics.leaderboard import load_metrics, not_scored, task_leaderboard, task_tables, write_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 metrics = dict(sm.input.items())
 board = task_leaderboard(load_metrics(metrics))
 write_table(board, Path(sm.output.csv).with_suffix(""), title=f"Leaderboard: {sm.wildcards.task}",
-            notes=not_scored(metrics))
+            tables=task_tables(board), notes=not_scored(metrics))

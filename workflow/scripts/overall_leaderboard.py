@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from regbench.metrics.leaderboard import write_table
+from regbench.metrics.leaderboard import overall_tables, write_table
 from regbench.metrics.ranking import overall_leaderboard
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 boards = {task: pd.read_csv(path, index_col="method") for task, path in zip(sm.params.tasks, sm.input.tasks)}
-write_table(overall_leaderboard(boards), Path(sm.output.csv).with_suffix(""), title="Overall leaderboard")
+overall = overall_leaderboard(boards)
+write_table(overall, Path(sm.output.csv).with_suffix(""), title="Overall leaderboard", tables=overall_tables(overall))

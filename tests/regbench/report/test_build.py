@@ -16,9 +16,14 @@ from scipy import ndimage
 from regbench import io
 from regbench.displacement import Displacement
 from regbench.metrics.evaluate import evaluate_folder, write_evaluation
-from regbench.metrics.leaderboard import load_metrics, task_leaderboard, write_table
+from regbench.metrics.leaderboard import (
+    SUBSTITUTE_MARK, load_metrics, overall_tables, task_leaderboard, task_tables, write_table,
+)
 from regbench.metrics.ranking import overall_leaderboard
+from regbench.report import build
 from regbench.report.build import FIGURES_FILE, Run, resolved_settings, write_report, write_task_plots
+from regbench.report.palette import method_palette
+from regbench.report.results import DICE
 
 METHODS = ["identity", "affine"]
 READS_UNCERTAINTY = "uncertainty" in inspect.signature(io.read_disp).parameters
@@ -70,9 +75,9 @@ def results(generated_task, tmp_path_factory):
         write_evaluation(evaluation, root / "metrics" / method)
         metrics[method] = root / "metrics" / method / "metrics.csv"
     board = task_leaderboard(load_metrics(metrics))
-    write_table(board, root / "leaderboard" / "cardiac_mr", title="Leaderboard: cardiac_mr")
+    write_table(board, root / "leaderboard" / "cardiac_mr", title="Leaderboard: cardiac_mr", tables=task_tables(board))
     overall = overall_leaderboard({"cardiac_mr": board})
-    write_table(overall, root / "leaderboard" / "overall", title="Overall leaderboard")
+    write_table(overall, root / "leaderboard" / "overall", title="Overall leaderboard", tables=overall_tables(overall))
     return task, root, metrics
 
 
@@ -121,6 +126,25 @@ def test_report_page_embeds_every_figure_and_states_settings(results, task_plots
     assert '<tr class="override"><th scope="row">lr</th><td>0.05</td></tr>' in text
     assert "method_seed: 0" in text and "snakemake --cores all --keep-going" in text
     assert {p.name for p in (root / "leaderboard" / "html").iterdir()} == {"cardiac_mr.html", "overall.html"}
+    # the leaderboard as the Markdown shows it: ranking, then uncertainty for the method that reports one
+    assert "<caption>Leaderboard: cardiac_mr – Ranking</caption>" in text
+    uncertainty = text.split("Leaderboard: cardiac_mr – Uncertainty", 1)[1].split("</table>", 1)[0]
+    assert "affine</th>" in uncertainty and "identity</th>" not in uncertainty
+    assert f"1.5{SUBSTITUTE_MARK}" in text  # identity's SDlogJ, a substitute
+    # the environment names the tools benchmarked and the commit
+    environment = text.split('id="environment"', 1)[1]
+    assert all(f'<th scope="row">{name}</th>' in environment
+               for name in ("regbench commit", "antspyx", "itk-elastix", "torch", "snakemake"))
+
+
+def test_a_multimodal_pair_is_compared_on_a_checkerboard(generated_task, tmp_path):
+    task = generated_task("abdomen_mrct", "smoke")  # MR fixed, CT moving
+    pair = task.pair_ids("test")[0]
+    io.write_disp(tmp_path / "identity" / f"{pair.disp_stem}.nii.gz", Displacement.zeros(task.shape))
+    [(name, figure, caption)] = build._pair_figures(task, pair.key, {"identity": tmp_path / "identity"},
+                                                    ["identity"], method_palette(["identity"]), DICE)
+    assert name == "qualitative" and figure.axes[3].get_title() == "checkerboard fixed | warped"
+    assert "a checkerboard of fixed (MR) and warped (CT) tiles" in caption
 
 
 def test_resolved_settings_apply_overrides_to_the_scale_preset():

@@ -41,10 +41,12 @@ def test_representative_pair_is_nearest_the_median_over_methods():
     assert representative_pair(case_table(TABLE), TRE_KEYPOINTS) is None
 
 
-def test_primary_metric_is_dice_on_label_tasks_else_tre():
+def test_primary_metric_is_tre_where_there_are_keypoints_else_dice():
     assert primary_metric(case_table(TABLE)) == DICE
     tre = _long([("affine", "p1", 0, "TRE_kp", 2.0), ("affine", "p1", None, "Failed", 0)])
     assert primary_metric(case_table(tre)) == TRE_KEYPOINTS
+    # a lung task with labels and keypoints (thorax_ct): TRE, not the Dice of the whole lungs
+    assert primary_metric(case_table(pd.concat([TABLE, tre[tre["metric"] == "TRE_kp"]]))) == TRE_KEYPOINTS
 
 
 def test_label_means_by_name_in_label_order():

@@ -1,10 +1,11 @@
-"""Slice views: the known answers of zero and constant fields, the slice choice, uncertainty lengths."""
+"""Slice views: the known answers of zero and constant fields, the slice choice, uncertainty lengths; the
+checkerboard that compares images of two modalities."""
 
 import numpy as np
 
 from regbench.displacement import Displacement
 from regbench.image import Image
-from regbench.report.slices import choose_slice, slice_view
+from regbench.report.slices import checkerboard, choose_slice, slice_view
 
 
 def test_zero_field_keeps_the_image_and_a_regular_grid(rng):
@@ -45,3 +46,13 @@ def test_slice_with_most_labelled_voxels_else_the_middle():
     assert choose_slice((8, 8, 10), labels) == 7
     assert choose_slice((8, 8, 10), None) == 5
     assert choose_slice((8, 8), None) is None
+
+
+def test_checkerboard_alternates_square_tiles_of_the_two_images():
+    first, second = np.zeros((16, 12)), np.ones((16, 12))
+    board = checkerboard(first, second, tiles=4)  # 16 // 4 = 4-voxel tiles
+    np.testing.assert_array_equal(board[:4, :4], 0)
+    np.testing.assert_array_equal(board[4:8, :4], 1)
+    np.testing.assert_array_equal(board[4:8, 4:8], 0)
+    np.testing.assert_array_equal(board[:4, 8:12], 0)
+    assert board.mean() == 0.5
