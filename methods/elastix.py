@@ -90,7 +90,11 @@ class ElastixParams(Hyperparams):
 
     @classmethod
     def smoke(cls) -> ElastixParams:
-        return cls(samples=1024, resolutions=2, affine_iterations=60, bspline_iterations=60, grid_spacing_mm=8.0)
+        """Smoke images keep the field of view at a few dozen voxels of about 8 mm, so the grid is 24 mm (three
+        voxels): at 8 mm (one voxel) ASGD's step-size estimation alone took 13 s per 3D pair, and Dice on the
+        smoke abdomen_ct/brain_mr/thorax_ct pairs was 0.769/0.800/0.950 against 0.814/0.813/0.954 at 24 mm
+        (21/11/23 s against 2.0/2.3/2.4 s)."""
+        return cls(samples=1024, resolutions=2, affine_iterations=60, bspline_iterations=60, grid_spacing_mm=24.0)
 
 
 class Elastix(Method):
