@@ -195,7 +195,7 @@ def parse_eval_config(raw: Mapping[str, Any], *, where: str | Path = "evaluation
                             bool(raw.get("masked_evaluation", False)),
                             float(raw.get("eval_config_version", CONFIG_VERSION)))
         _ = config.pair_ids
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError) as err:  # OverflowError: int() of an infinity
         detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
         raise DatasetError(where, f"invalid evaluation config ({detail})") from err
     return config

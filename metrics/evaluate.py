@@ -462,6 +462,21 @@ def _unexpected_files(disp_dir: Path, used: set[Path]) -> list[str]:
     return sorted(p.name for p in disp_dir.iterdir() if _DISP_NAME.match(p.name) and p not in used)
 
 
+def _disp_folder(disp_dir: str | Path) -> Path:
+    disp_dir = Path(disp_dir)
+    if not disp_dir.is_dir():
+        raise DatasetError(disp_dir, "displacement folder not found")
+    return disp_dir
+
+
+def fields_held(task: Task, disp_dir: str | Path) -> dict[Split, int]:
+    """How many pairs of each split have a field in ``disp_dir``, found as ``evaluate_folder`` finds them: which
+    split a folder of fields is for, when its owner did not say."""
+    disp_dir = _disp_folder(disp_dir)
+    return {split: sum(io.find_disp(disp_dir, pair) is not None for pair in task.pair_ids(split))
+            for split in ("val", "test")}
+
+
 def evaluate_folder(task: Task, disp_dir: str | Path, *, split: Split = "val", config: EvalConfig | None = None,
                     runtimes: Mapping[PairId, float] | None = None) -> Evaluation:
     """Score every pair of ``config`` (default: the task's own for ``split``) from the fields in ``disp_dir``.
@@ -473,9 +488,7 @@ def evaluate_folder(task: Task, disp_dir: str | Path, *, split: Split = "val", c
     Raises:
         DatasetError: ``disp_dir`` is not a folder, or a dataset file the metrics need is broken.
     """
-    disp_dir = Path(disp_dir)
-    if not disp_dir.is_dir():
-        raise DatasetError(disp_dir, "displacement folder not found")
+    disp_dir = _disp_folder(disp_dir)
     config = config or config_for_task(task, split)
     scores, used = [], set()
     for pair in config.pair_ids:

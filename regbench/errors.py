@@ -12,10 +12,11 @@ class RegbenchError(Exception):
 class DatasetError(RegbenchError):
     """A dataset file is missing, unreadable or inconsistent.
 
-    The message always starts with the offending path, so a user with a thousand files knows which to fix.
+    The message always starts with the offending path, so a user with a thousand files knows which to fix, and
+    is one line (a library's multi-line message is joined), so it prints as one.
     """
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        self.problem = " ".join(problem.split())
+        super().__init__(f"{path}: {self.problem}")

@@ -10,6 +10,9 @@ import contextlib
 import gzip
 import os
 import tempfile
+import tokenize
+import warnings
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,14 @@ from regbench.pair import PairId
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+# What nibabel, gzip, zipfile and numpy's .npy header parser raise on a truncated or damaged file.
+_READ_ERRORS = (OSError, EOFError, ValueError, OverflowError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile,
+                SyntaxError, tokenize.TokenError, nib.filebasedimages.ImageFileError,
+                nib.spatialimages.HeaderDataError)
+# Also from npz files: zipfile's unsupported (NotImplementedError) and encrypted (RuntimeError) entries, and an
+# allocation a damaged .npy header can ask for (MemoryError).
+_NPZ_ERRORS = (*_READ_ERRORS, KeyError, NotImplementedError, RuntimeError, MemoryError)
+_MAX_DEFLATE_RATIO = 1032  # the most deflate (gzip) can compress: a larger claim is a damaged header
 
 
 @contextlib.contextmanager
@@ -44,54 +54,98 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _unreadable(path: Path, kind: str, err: BaseException) -> DatasetError:
+    """The error for a file a library could not parse, with the library's own words."""
+    return DatasetError(path, f"not a readable {kind} ({type(err).__name__}: {err})")
+
+
+def _open_nifti(path: Path) -> nib.Nifti1Image:
+    """The image with its header checked, voxels not read yet."""
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
         img = nib.load(path)
-        return np.asarray(img.dataobj), img.affine
+        _check_data_size(path, img.header)
     except _READ_ERRORS as err:
-        raise DatasetError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from err
+        raise _unreadable(path, "NIfTI file", err) from err
+    return img
+
+
+def _check_data_size(path: Path, header: nib.Nifti1Header) -> None:
+    """Refuse a header claiming more voxel data than the file can hold, before nibabel allocates it (a damaged
+    header could otherwise claim hundreds of GB)."""
+    claimed = header.get_data_offset() + int(np.prod(header.get_data_shape(), dtype=np.float64)
+                                             * header.get_data_dtype().itemsize)
+    size = path.stat().st_size
+    limit = size * _MAX_DEFLATE_RATIO if path.name.endswith(".gz") else size
+    if claimed > limit:
+        raise DatasetError(path, f"header claims {claimed} bytes of data, more than the {size}-byte file holds "
+                                 "(truncated file or damaged header)")
+
+
+def _load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels (integer or real; anything else is refused, never cast) and affine."""
+    img = _open_nifti(path)
+    try:
+        data = np.asarray(img.dataobj)
+    except _READ_ERRORS as err:
+        raise _unreadable(path, "NIfTI file", err) from err
+    return _real(data, path), img.affine
+
+
+def _real(data: np.ndarray, path: Path) -> np.ndarray:
+    """``data`` if it holds integers or real numbers: a complex (or RGB, text...) array is an error, since a cast
+    would silently drop the imaginary part."""
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise DatasetError(path, f"holds {data.dtype} values; expected real numbers")
+    return data
 
 
 def read_image(path: str | Path, *, ndim: int | None = None) -> Image:
-    """Read an intensity image as float32. ``ndim=2`` accepts a 2D image stored as (H, W, 1)."""
+    """Read an intensity image as float32 (NaN or inf, also from values beyond float32, is an error).
+    ``ndim=2`` accepts a 2D image stored as (H, W, 1)."""
     data, affine = _load_nifti(Path(path))
-    return Image(_squeeze_to(data, ndim, path).astype(np.float32), affine)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        data = _squeeze_to(data, ndim, path).astype(np.float32)
+    if not np.isfinite(data).all():
+        raise DatasetError(path, "image contains NaN or inf")
+    return Image(data, affine)
 
 
 def read_labels(path: str | Path, *, ndim: int | None = None) -> LabelMap:
-    """Read a label map or mask; non-integer values are an error since they cannot be labels."""
+    """Read a label map or mask; values that cannot be int16 labels (fractions, NaN, out of range) are errors."""
     data, affine = _load_nifti(Path(path))
     data = _squeeze_to(data, ndim, path)
     if not np.issubdtype(data.dtype, np.integer):
+        if not np.isfinite(data).all():
+            raise DatasetError(path, "label map contains NaN or inf")
         rounded = np.rint(data)
         if not np.array_equal(rounded, data):
             raise DatasetError(path, "label map holds non-integer values")
         data = rounded
+    info = np.iinfo(np.int16)
+    if data.min() < info.min or data.max() > info.max:
+        raise DatasetError(path, f"label values {data.min()}..{data.max()} exceed the int16 range")
     return LabelMap(data.astype(np.int16), affine)
 
 
 def _squeeze_to(data: np.ndarray, ndim: int | None, path: str | Path) -> np.ndarray:
     if ndim == 2 and data.ndim == 3 and data.shape[2] == 1:
         data = data[..., 0]
-    if data.ndim not in (2, 3) or (ndim is not None and data.ndim != ndim):
+    if data.ndim not in (2, 3) or (ndim is not None and data.ndim != ndim) or data.size == 0:
         want = f"{ndim}D" if ndim else "2D or 3D"
-        raise DatasetError(path, f"expected a {want} image, got shape {data.shape}")
+        raise DatasetError(path, f"expected a non-empty {want} image, got shape {data.shape}")
     return data
 
 
 def read_spacing(path: str | Path, *, ndim: int = 3) -> tuple[float, ...]:
     """Voxel size in mm from the NIfTI header alone (``get_zooms()``, as the official evaluation reads it),
-    without reading the voxels."""
+    without reading the voxels; it must be positive and finite, as every distance in mm scales with it."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
-    try:
-        zooms = nib.load(path).header.get_zooms()
-    except _READ_ERRORS as err:
-        raise DatasetError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from err
-    return tuple(float(z) for z in zooms[:ndim])
+    spacing = tuple(float(z) for z in _open_nifti(path).header.get_zooms()[:ndim])
+    if not all(np.isfinite(z) and z > 0 for z in spacing):
+        raise DatasetError(path, f"voxel size {spacing} in the header is not positive and finite")
+    return spacing
 
 
 def write_image(path: str | Path, image: Image) -> None:
@@ -111,9 +165,11 @@ def read_keypoints(path: str | Path, *, ndim: int | None = None) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
-        points = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():  # an empty file warns; the error below says so in one line
+            warnings.simplefilter("ignore", UserWarning)
+            points = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as err:
-        raise DatasetError(path, f"not a keypoint CSV of x,y,z rows ({err})") from err
+        raise _unreadable(path, "keypoint CSV of x,y,z rows", err) from err
     if points.size == 0:
         raise DatasetError(path, "keypoint file is empty")
     if ndim is not None and points.shape[1] != ndim:
@@ -173,9 +229,9 @@ def read_disp(path: str | Path, *, spatial_shape: Shape | None = None, as_stored
             with np.load(path) as archive:
                 if len(archive.files) != 1:
                     raise DatasetError(path, f"npz must hold exactly one array, found {len(archive.files)}")
-                data = archive[archive.files[0]].astype(np.float32)
-        except (*_READ_ERRORS, KeyError) as err:
-            raise DatasetError(path, f"not a readable npz file ({type(err).__name__}: {err})") from err
+                data = _real(archive[archive.files[0]], path).astype(np.float32)
+        except _NPZ_ERRORS as err:
+            raise _unreadable(path, "npz file", err) from err
     else:
         raw, _ = _load_nifti(path)
         data = raw if as_stored and np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float64)
@@ -207,11 +263,11 @@ def _read_uncertainty(path: Path, data: np.ndarray) -> Displacement:
         return Displacement(data)
     try:
         with np.load(sidecar) as archive:
-            std, samples = (archive[key].astype(np.float32) if key in archive.files else None
+            std, samples = (_real(archive[key], sidecar).astype(np.float32) if key in archive.files else None
                             for key in ("std", "samples"))
         return Displacement(data, std=std, samples=samples)
-    except (*_READ_ERRORS, KeyError) as err:
-        raise DatasetError(sidecar, f"not a readable uncertainty file ({type(err).__name__}: {err})") from err
+    except _NPZ_ERRORS as err:
+        raise _unreadable(sidecar, "uncertainty file", err) from err
 
 
 def write_disp(path: str | Path, disp: Displacement) -> None:

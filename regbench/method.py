@@ -38,6 +38,7 @@ import torch
 
 from regbench import io
 from regbench.cache import BoundedCache
+from regbench.capabilities import Capabilities, Resources
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError
@@ -124,52 +125,6 @@ def similarity_by_modality(setting: str, pair: Pair, *, mono: str, multi: str) -
     if setting != "auto":
         return setting
     return multi if pair.multimodal else mono
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a method can do, shown by ``regbench methods`` and checked before it runs.
-
-    Attributes:
-        dims: spatial dimensionalities it registers (2, 3 or both).
-        multimodal: whether it is meant for pairs whose intensities do not correspond (MR-CT); others still
-            run on such pairs, with a warning.
-        needs_labels: whether training uses label maps (only allowed where the task permits it).
-        uncertainty: whether ``register`` returns a per-voxel std or posterior samples with the field.
-        max_voxels: the largest image (voxels of the fixed or of the moving image) it registers or trains on;
-            a larger pair is refused before any work, with one line naming the limit and ``max_voxels_reason``.
-            None (the default): no limit. Declared only where a measurement (``benchmarks/bench_real_sizes.py``)
-            showed the method cannot do such a pair within sane time or memory on 2 CPU cores.
-        max_voxels_reason: why the limit exists (what runs out, and how much it would need), for the message.
-    """
-
-    dims: frozenset[int] = frozenset({2, 3})
-    multimodal: bool = False
-    needs_labels: bool = False
-    uncertainty: bool = False
-    max_voxels: int | None = None
-    max_voxels_reason: str = ""
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one registration (or training) job of the method needs; becomes Snakemake threads and resources.
-
-    Attributes:
-        threads: CPU threads it uses well (``torch.set_num_threads``).
-        mem_mb: peak memory in MB at default scale.
-        gpu: whether it can use a GPU when one is given (it must still run on the CPU).
-        pair_seconds: seconds one registration takes at default scale on ``threads`` CPU threads; with
-            ``train_minutes`` it sizes the ``runtime`` a cluster scheduler is asked for (other scales scale it
-            by their voxel count), so it should err high.
-        train_minutes: minutes training takes at default scale (learning methods only).
-    """
-
-    threads: int = 2
-    mem_mb: int = 4000
-    gpu: bool = False
-    pair_seconds: float = 10.0
-    train_minutes: float = 0.0
 
 
 class Method(ABC):

@@ -9,6 +9,8 @@ interrupted run never leaves a half-written dataset.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from regbench.dataset import describe, image_relpath, write_dataset
+from regbench.dataset import GROUNDTRUTH_DIR, SYNTHETIC_RELEASE, describe, image_relpath, write_dataset
 from regbench.displacement import Displacement
-from regbench.errors import RegbenchError
+from regbench.errors import DatasetError, RegbenchError
 from regbench.pair import Case, CaseId, PairId
 from regbench.tasks.spec import TaskSpec, load_spec
 
@@ -56,10 +58,15 @@ def generate(spec: TaskSpec, *, scale: str = "default", seed: int | None = None)
 
 def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "default",
               seed: int | None = None) -> Path:
-    """Generate a task and write it to ``outdir`` (replacing a previous copy only once the new one is complete)."""
+    """Generate a task and write it to ``outdir``, replacing a previous copy only once the new one is complete.
+
+    An existing ``outdir`` must be empty or a dataset regbench generated for the same task; anything else is
+    refused before any work, so no file of the user's is ever deleted.
+    """
     spec = load_spec(name_or_path)
-    data = generate(spec, scale=scale, seed=seed)
     outdir = Path(outdir)
+    _check_replaceable(outdir, spec.name)
+    data = generate(spec, scale=scale, seed=seed)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
@@ -70,6 +77,39 @@ def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "def
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return outdir
+
+
+# What a generated dataset holds at its top level besides its json: ``image_relpath``'s folders and companions.
+_GENERATED = {f"{kind}{split}" for kind in ("images", "labels", "masks", "keypoints") for split in ("Tr", "Ts")}
+_REFUSED = "make-task would delete it; give an empty or new folder"
+
+
+def _check_replaceable(outdir: Path, name: str) -> None:
+    """Raise unless ``outdir`` is absent, an empty folder, or a dataset regbench generated for task ``name``
+    (its json says so and it holds nothing a generated dataset does not have)."""
+    if not os.path.lexists(outdir):
+        return
+    if outdir.is_symlink() or not outdir.is_dir():
+        raise DatasetError(outdir, f"exists and is not a folder; {_REFUSED}")
+    json_name = f"{name}_dataset.json"
+    entries = {entry.name for entry in outdir.iterdir()}
+    others = sorted(entries - _GENERATED - {GROUNDTRUTH_DIR, json_name})
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DatasetError(outdir, f"holds {listed}, so it is not a regbench-generated {name} dataset; {_REFUSED}")
+    if entries and not _generated_json(outdir / json_name, name):
+        raise DatasetError(outdir, f"is not a regbench-generated {name} dataset (no {json_name} written by "
+                                   f"regbench); {_REFUSED}")
+
+
+def _generated_json(path: Path, name: str) -> bool:
+    """Whether ``path`` is the json of a dataset regbench generated for task ``name``."""
+    try:
+        description = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(description, dict) and description.get("release") == SYNTHETIC_RELEASE \
+        and description.get("name") == name
 
 
 def write_synthetic(spec: TaskSpec, data: SyntheticData, root: Path) -> None:

@@ -93,24 +93,40 @@ def load_spec(name_or_path: str | Path) -> TaskSpec:
             raise DatasetError(path, f"no such task; built-in tasks are {', '.join(list_tasks())}")
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise DatasetError(path, f"not a readable task YAML ({err})") from err
     if not isinstance(raw, dict):
         raise DatasetError(path, "not a task definition (expected a YAML mapping)")
     if raw.get("source", "synthetic") != "synthetic":
         return _yaml_folder_spec(path, raw)
     try:
-        scales = {name: Scale(tuple(s["shape"]), int(s["train"]), int(s["val_pairs"]), int(s["test_pairs"]))
+        scales = {name: Scale(tuple(int(n) for n in s["shape"]), int(s["train"]), int(s["val_pairs"]),
+                              int(s["test_pairs"]))
                   for name, s in (raw.get("scales") or {}).items()}
-        return TaskSpec(
+        spec = TaskSpec(
             name=raw["name"], description=raw.get("description", ""), anatomy=raw["anatomy"],
             ndim=int(raw["dimensionality"]), modalities={int(k): v for k, v in raw["modalities"].items()},
             labels={int(k): v for k, v in (raw.get("labels") or {}).items()}, keypoints=bool(raw.get("keypoints")),
             source=raw["source"], generator=raw.get("generator"), seed=int(raw.get("seed", 0)), scales=scales,
             settings=dict(raw.get("settings") or {}), path=path,
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as err:  # a value of the wrong kind
         raise DatasetError(path, f"invalid task definition ({type(err).__name__}: {err})") from err
+    _check_synthetic(spec, path)
+    return spec
+
+
+def _check_synthetic(spec: TaskSpec, path: Path) -> None:
+    """Refuse what would fail only later: a name that cannot be a folder name, grids that do not fit the
+    dimensionality."""
+    if not isinstance(spec.name, str) or not spec.name.strip() or "/" in spec.name:
+        raise DatasetError(path, f"invalid task definition (name {spec.name!r} is not a folder name)")
+    if spec.ndim not in (2, 3):
+        raise DatasetError(path, f"invalid task definition (dimensionality {spec.ndim}; expected 2 or 3)")
+    for name, scale in spec.scales.items():
+        if len(scale.shape) != spec.ndim or min(scale.shape) < 1:
+            raise DatasetError(path, f"invalid task definition (scale {name}: shape {list(scale.shape)} is not "
+                                     f"{spec.ndim} positive sizes)")
 
 
 def folder_spec(folder: str | Path, *, path: Path | None = None, description: str | None = None,

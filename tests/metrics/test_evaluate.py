@@ -237,3 +237,77 @@ def test_cli_errors_are_one_line(reference_submission, tmp_path, capsys, problem
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("regbench: error: ") and len(err.strip().splitlines()) == 1
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_npz_field_fails_only_its_pair(reference_submission):
+    task, disp_dir = reference_submission
+    _truncate(disp_dir / "disp_0002_0002.npz")
+    evaluation = evaluate_folder(task, disp_dir)
+    assert list(evaluation.failures) == ["0002_0000<--0002_0001"]
+    assert evaluation.failures["0002_0000<--0002_0001"].startswith(
+        f"{disp_dir / 'disp_0002_0002.npz'}: not a readable npz file (BadZipFile")
+    assert evaluation.to_json()["cases"]["0001_0000<--0001_0001"]["DSC"]["mean"] == pytest.approx(
+        OFFICIAL_CASES["0001_0000<--0001_0001"]["DSC"]["mean"])
+
+
+def test_cli_scores_the_other_pairs_when_a_npz_field_is_truncated(reference_submission, tmp_path, capsys):
+    task, disp_dir = reference_submission
+    _truncate(disp_dir / "disp_0002_0002.npz")
+    code = main(["evaluate", str(task.root), str(disp_dir), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0 and "scored 1 of 2 pairs" in captured.out
+    assert captured.err.strip().splitlines() == [
+        f"regbench: failed 0002_0000<--0002_0001: {disp_dir / 'disp_0002_0002.npz'}: not a readable npz file "
+        "(BadZipFile: File is not a zip file)"]
+
+
+@pytest.fixture
+def cardiac(generated_task, tmp_path):
+    """(task, disp_dir): a smoke cardiac_mr (1 val pair, 2 test pairs) and an empty folder for fields."""
+    (tmp_path / "disp").mkdir()
+    return generated_task("cardiac_mr", "smoke"), tmp_path / "disp"
+
+
+def _zero_fields(task, disp_dir, split):
+    for pair in task.pair_ids(split):
+        write_field(disp_dir / f"{pair.disp_stem}.nii.gz", task.shape)
+
+
+def test_cli_without_split_scores_the_split_whose_fields_the_folder_holds(cardiac, tmp_path, capsys):
+    task, disp_dir = cardiac
+    _zero_fields(task, disp_dir, "test")
+    assert main(["evaluate", str(task.root), str(disp_dir), "--out", str(tmp_path / "out")]) == 0
+    assert "scored 2 of 2 pairs" in capsys.readouterr().out
+    cases = json.loads((tmp_path / "out" / "evaluation.json").read_text())["cases"]
+    assert sorted(cases) == sorted(p.key for p in task.pair_ids("test"))
+
+
+@pytest.mark.parametrize(("held", "split", "message"), [
+    (["test"], "val", "holds the fields of 2 of the 2 test pairs and of no val pair; run with --split test"),
+    (["val"], "test", "holds the fields of 1 of the 1 val pairs and of no test pair; run with --split val"),
+    (["val", "test"], None, "holds fields of 1 val and 2 test pairs; choose one with --split val or --split test"),
+    ([], None, "holds no field of a val or test pair of cardiac_mr (fields are named like disp_"),
+])
+def test_cli_names_the_split_the_folder_holds_and_writes_nothing(cardiac, tmp_path, capsys, held, split, message):
+    task, disp_dir = cardiac
+    for name in held:
+        _zero_fields(task, disp_dir, name)
+    args = ["evaluate", str(task.root), str(disp_dir), "--out", str(tmp_path / "out")]
+    assert main(args + (["--split", split] if split else [])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"regbench: error: {disp_dir}: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_exits_non_zero_when_no_pair_could_be_scored(cardiac, tmp_path, capsys):
+    task, disp_dir = cardiac
+    for pair in task.pair_ids("test"):
+        (disp_dir / f"{pair.disp_stem}.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["evaluate", str(task.root), str(disp_dir), "--split", "test", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"regbench: error: {disp_dir}: no pair could be scored (see the failures above)"
+    assert all(line.startswith("regbench: failed ") for line in err[:-1]) and len(err) == 3

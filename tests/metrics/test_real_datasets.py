@@ -260,7 +260,7 @@ def test_cli_fails_only_when_no_pair_has_a_field(make_dataset, tmp_path, capsys)
     task = make_dataset(np.random.default_rng(12), n_pairs=2)
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", str(task.root), str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 1
-    assert "scored 0 of 2 pairs" in capsys.readouterr().out
+    assert "empty: holds no field of a val or test pair of Toy" in capsys.readouterr().err
     pair = task.pair_ids("val")[0]
     io.write_disp(tmp_path / "empty" / f"{pair.disp_stem}.nii.gz", Displacement.zeros(task.shape))
     assert main(["evaluate", str(task.root), str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 0

@@ -104,14 +104,17 @@ def test_cases_carry_the_modality_names_of_the_json(tmp_path, rng):
     assert task.modality_name(CaseId(2, 7)) is None
 
 
-def test_short_disp_name_is_accepted_only_for_0000_to_0001(tmp_path):
+def test_short_disp_names_follow_the_official_and_the_lumir_rules(tmp_path):
     paired, same = PairId(CaseId(1, 0), CaseId(1, 1)), PairId(CaseId(1, 0), CaseId(2, 0))
+    thorax = PairId(CaseId(3, 1), CaseId(3, 0))  # ThoraxCBCT: fixed CBCT 0001 <- moving FBCT 0000
     io.write_disp(tmp_path / "disp_0001_0001.nii.gz", Displacement.zeros((4, 4, 4)))
+    io.write_disp(tmp_path / "disp_0003_0003.nii.gz", Displacement.zeros((4, 4, 4)))
+    assert io.find_disp(tmp_path, paired) == tmp_path / "disp_0001_0001.nii.gz"  # official: 0000 <- 0001 only
+    assert io.find_disp(tmp_path, thorax) is None  # modalities differ and it is not 0000 <- 0001: long name only
     io.write_disp(tmp_path / "disp_0001_0002.npz", Displacement.zeros((4, 4, 4)))
-    assert io.find_disp(tmp_path, paired) == tmp_path / "disp_0001_0001.nii.gz"
-    assert io.find_disp(tmp_path, same) is None  # same-modality pairs need the long name since L2R da4cad3
+    assert io.find_disp(tmp_path, same) == tmp_path / "disp_0001_0002.npz"  # LUMIR's name for one modality
     io.write_disp(tmp_path / "disp_0001_0000_0002_0000.npz", Displacement.zeros((4, 4, 4)))
-    assert io.find_disp(tmp_path, same) == tmp_path / "disp_0001_0000_0002_0000.npz"
+    assert io.find_disp(tmp_path, same) == tmp_path / "disp_0001_0000_0002_0000.npz"  # the official name wins
 
 
 def _message(err: pytest.ExceptionInfo) -> str:

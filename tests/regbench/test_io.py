@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -150,3 +152,57 @@ def test_atomic_outputs_get_the_usual_file_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(np.nan, np.float32), (np.inf, np.float32), (1e300, np.float64)])
+def test_image_with_nan_or_inf_is_refused(tmp_path, value, dtype):
+    # 1e300 is finite in the file but inf as float32: refused too, not handed on as inf
+    data = np.zeros((4, 5, 6), dtype)
+    data[1, 2, 3] = value
+    path = tmp_path / "i.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    with pytest.raises(DatasetError, match="image contains NaN or inf") as err:
+        io.read_image(path)
+    assert str(err.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("read", [io.read_image, io.read_labels, io.read_disp])
+def test_complex_nifti_is_refused_not_cast(tmp_path, read):
+    shape = (4, 5, 6, 3) if read is io.read_disp else (4, 5, 6)
+    path = tmp_path / "disp_0001_0000_0002_0000.nii.gz"
+    nib.save(nib.Nifti1Image(np.full(shape, 1 + 2j, np.complex64), np.eye(4)), path)
+    with pytest.raises(DatasetError, match="holds complex64 values; expected real numbers") as err:
+        read(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_complex_npz_field_is_refused_not_cast(tmp_path):
+    path = tmp_path / "disp_0001_0000_0002_0000.npz"
+    np.savez(path, disp=np.full((4, 5, 6, 3), 1j, np.complex128))
+    with pytest.raises(DatasetError, match="holds complex128 values; expected real numbers"):
+        io.read_disp(path)
+
+
+def test_labels_beyond_int16_are_refused_not_wrapped(tmp_path):
+    path = tmp_path / "l.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((4, 4, 4), 70000, np.int32), np.eye(4)), path)
+    with pytest.raises(DatasetError, match="exceed the int16 range"):
+        io.read_labels(path)
+
+
+def test_header_claiming_more_data_than_the_file_holds_is_refused_before_reading(tmp_path):
+    path = tmp_path / "i.nii.gz"
+    io.write_image(path, Image(np.zeros((4, 5, 6), np.float32)))
+    image = nib.load(path)
+    image.header.set_data_shape((30000, 30000, 30000))  # 108 TB of float32: must not be allocated
+    path.write_bytes(gzip.compress(image.header.binaryblock + b"\0" * 4 + b"\0" * 480))
+    with pytest.raises(DatasetError, match="more than the .*-byte file holds"):
+        io.read_image(path)
+
+
+def test_truncated_npz_field_is_named(tmp_path):
+    path = tmp_path / "disp_0001_0000_0002_0000.npz"
+    io.write_disp(path, Displacement(np.ones((6, 7, 5, 3), np.float32)))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DatasetError, match=r"not a readable npz file \(BadZipFile"):
+        io.read_disp(path)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
+from pathlib import Path
 
 import pytest
+import yaml
 
 from regbench import methods
 from regbench.errors import RegbenchError
 from regbench.method import Method
-from regbench.registry import config_overrides, get_method, list_methods, method_class
+from regbench.registry import check_overrides, config_overrides, get_method, list_methods, method_class
+from regbench.tasks.spec import list_tasks
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_every_method_file_is_listed_and_nothing_else():
@@ -67,3 +73,35 @@ def test_config_overrides_apply_the_task_entry_after_the_method_entry():
     assert config_overrides(config, "brain_mr", "iterative") == {"diffusion": 1.0, "window": 7}
     assert config_overrides(config, "empty", "affine") == {}
     assert config_overrides({"overrides": {}, "task_overrides": {}}, "brain_mr", "affine") == {}
+
+
+TASKS = ["brain_mr", "cardiac_mr"]
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"overrides": {"iterativ": {"diffusion": 0.2}}},
+     "overrides: iterativ: unknown method 'iterativ'; registered methods: affine,"),
+    ({"task_overrides": {"cardiac_rm": {"affine": {"lr": 0.1}}}},
+     "task_overrides: unknown task(s) cardiac_rm; known tasks: brain_mr, cardiac_mr"),
+    ({"overrides": {"iterative": {"lambda_diffusion": 2.0}}},
+     "overrides: iterative: IterativeParams: unknown hyperparameter(s) lambda_diffusion; known: factors,"),
+    ({"task_overrides": {"cardiac_mr": {"affine": {"lr": "fast"}}}},
+     "task_overrides: cardiac_mr: affine: AffineParams: hyperparameter lr must be like"),
+    ({"task_overrides": {"cardiac_mr": {"iterative": {"affine": {"similarity": 3}}}}},
+     "task_overrides: cardiac_mr: iterative: AffineParams: hyperparameter similarity must be like"),
+])
+def test_check_overrides_names_the_mistake(config, message):
+    with pytest.raises(RegbenchError) as err:
+        check_overrides({"scale": "smoke", **config}, TASKS)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_check_overrides_accepts_the_shipped_config_and_its_commented_example():
+    text = (ROOT / "config" / "config.yaml").read_text()
+    config = yaml.safe_load(text)
+    check_overrides(config, list_tasks())
+    below = text.split("\noverrides: {}\n", 1)[1].splitlines()
+    example = itertools.takewhile(lambda line: line.startswith("#  "), below)  # indented: YAML, not prose
+    config["overrides"] = yaml.safe_load("\n".join(line.removeprefix("#") for line in example))
+    assert all(config["overrides"].values())
+    check_overrides(config, list_tasks())

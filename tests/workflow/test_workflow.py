@@ -4,9 +4,12 @@ is missing."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -48,6 +51,29 @@ def test_invalid_config_fails_before_any_job(tmp_path):
     result = _snakemake(_workdir(tmp_path, "tasks: [brain_mr]\nmethods: [identity]\nscale: huge\n"), "-n")
     assert result.returncode != 0
     assert "huge" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ("overrides: {iterativ: {diffusion: 0.2}}", "overrides: iterativ: unknown method 'iterativ'"),
+    ("task_overrides: {cardiac_rm: {affine: {lr: 0.1}}}", "task_overrides: unknown task(s) cardiac_rm"),
+    ("overrides: {iterative: {lambda_diffusion: 2.0}}", "unknown hyperparameter(s) lambda_diffusion"),
+    ("task_overrides: {cardiac_mr: {affine: {lr: fast}}}", "task_overrides: cardiac_mr: affine: AffineParams: "
+                                                           "hyperparameter lr must be like"),
+])
+def test_mistaken_overrides_fail_the_dry_run_naming_them(tmp_path, overrides, message):
+    result = _snakemake(_workdir(tmp_path, f"tasks: [brain_mr]\nmethods: [identity]\n{overrides}\n"), "-n")
+    assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_a_run_with_its_own_results_dir_writes_nothing_into_results(tmp_path):
+    result = _snakemake(_workdir(tmp_path), "-n", "--config", "methods=[identity]", "results_dir=results/subset")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    paths = [line.split(": ", 1)[1] for line in result.stdout.splitlines()
+             if line.strip().startswith(("input:", "output:", "log:", "benchmark:"))]
+    files = [path for line in paths for path in line.split(", ")]
+    assert "results/subset/report.html" in files and "results/subset/leaderboard/overall.csv" in files
+    assert all(path.startswith("results/subset/") for path in files), [p for p in files
+                                                                       if not p.startswith("results/subset/")]
 
 
 def test_cluster_profile_plans_every_job_with_its_resources(tmp_path):
@@ -135,6 +161,33 @@ def test_rerun_after_completion_does_nothing(smoke_run):
     workdir, _ = smoke_run
     result = _snakemake(workdir, "-n", *SMOKE)
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+KILLED = ("--config", "scale=smoke", "tasks=[cardiac_mr]", "methods=[identity,affine]")
+
+
+def test_a_run_killed_with_sigkill_resumes_as_the_readme_says_redoing_only_unfinished_jobs(tmp_path):
+    workdir = _workdir(tmp_path)
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    run = subprocess.Popen([exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+                            *KILLED], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    board, dataset = workdir / "results" / "leaderboard" / "cardiac_mr.csv", workdir / "results" / "data"
+    deadline = time.monotonic() + 900
+    while not board.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.poll() is None and board.exists(), "the run ended, or never got to its leaderboard, before the kill"
+    os.killpg(run.pid, signal.SIGKILL)  # snakemake and the job it runs, as a crash or an OOM kill of all would
+    run.wait()
+    stamp = (dataset / "cardiac_mr" / "cardiac_mr_dataset.json").stat().st_mtime_ns
+    stopped = _snakemake(workdir, *KILLED)
+    assert stopped.returncode != 0 and "cannot be locked" in stopped.stdout + stopped.stderr
+    assert _snakemake(workdir, *KILLED, "--unlock").returncode == 0  # README, "The benchmark": --unlock, then again
+    plan = _job_counts(_snakemake(workdir, "-n", *KILLED).stdout)
+    assert "report" in plan and set(plan) <= {"leaderboard", "overall_leaderboard", "plots", "report", "all"}, plan
+    resumed = _snakemake(workdir, *KILLED)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert (workdir / "results" / "report.html").is_file()
+    assert (dataset / "cardiac_mr" / "cardiac_mr_dataset.json").stat().st_mtime_ns == stamp  # not made again
 
 
 class _References(HTMLParser):

@@ -6,8 +6,8 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from regbench.registry import config_overrides, method_class
-from regbench.tasks.spec import task_specs
+from regbench.registry import check_overrides, config_overrides, method_class
+from regbench.tasks.spec import list_tasks, task_specs
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -15,11 +15,23 @@ validate(config, schema="../schemas/config.schema.yaml")
 # ran 10-20 times slower. Jobs inherit this environment (set before any of them imports torch).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Every output of the run lies under this one folder (config results_dir), so runs of different subsets, splits
+# or data can keep their own leaderboards and report side by side.
+RESULTS = os.path.normpath(config["results_dir"])
+
+
+def results(path):
+    """``path`` (relative to the run's output folder) in the run's output folder."""
+    return f"{RESULTS}/{path}"
+
+
 METHODS = [str(m) for m in config["methods"]]
 SPECS = task_specs([str(t) for t in config["tasks"]])  # task name -> spec (a real task: its json's name)
 TASKS = list(SPECS)
 TASK_SOURCES = {name: str(spec.path) if spec.synthetic else spec.source for name, spec in SPECS.items()}
 METHOD_CLASSES = {method: method_class(method) for method in METHODS}
+# Built-in names too: a subset run (--config tasks=[brain_mr]) keeps config.yaml's overrides of the other tasks.
+check_overrides(config, [*TASKS, *list_tasks()])
 for _name, _spec in SPECS.items():
     if not _spec.synthetic and not _spec.pair_counts[config["split"]]:
         raise WorkflowError(f"task {_name} ({_spec.source}): its dataset json lists no {config['split']} pairs; "
@@ -32,8 +44,8 @@ wildcard_constraints:
 
 
 def dataset_dir(task):
-    """The Learn2Reg folder of a task, generated under results/data/."""
-    return f"results/data/{task}"
+    """The Learn2Reg folder of a task, generated under RESULTS/data/."""
+    return results(f"data/{task}")
 
 
 def supports(method, task):
@@ -49,7 +61,7 @@ def runs():
 def model_if_trainable(wildcards):
     """The trained state a learning method registers with; nothing for classic methods."""
     if METHOD_CLASSES[wildcards.method].trainable:
-        return f"results/models/{wildcards.task}/{wildcards.method}.pt"
+        return results(f"models/{wildcards.task}/{wildcards.method}.pt")
     return []
 
 
@@ -60,7 +72,7 @@ def method_overrides(wildcards):
 
 def metrics_by_method(wildcards):
     """Each method's metrics table on one task, keyed by method name."""
-    return {m: f"results/metrics/{t}/{m}/metrics.csv" for t, m in runs() if t == wildcards.task}
+    return {m: results(f"metrics/{t}/{m}/metrics.csv") for t, m in runs() if t == wildcards.task}
 
 
 def method_threads(wildcards):
@@ -127,7 +139,7 @@ def register_runtime(wildcards):
 
 def final_outputs():
     return [
-        "results/leaderboard/overall.csv",
-        *expand("results/leaderboard/{task}.csv", task=TASKS),
-        "results/report.html",
+        results("leaderboard/overall.csv"),
+        *expand(results("leaderboard/{task}.csv"), task=TASKS),
+        results("report.html"),
     ]

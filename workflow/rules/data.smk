@@ -1,8 +1,8 @@
 rule dataset:
     output:
-        directory("results/data/{task}"),
+        directory(results("data/{task}")),
     log:
-        "results/logs/dataset/{task}.log",
+        results("logs/dataset/{task}.log"),
     params:
         source=lambda w: TASK_SOURCES[w.task],
         scale=config["scale"],

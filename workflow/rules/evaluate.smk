@@ -1,12 +1,12 @@
 rule evaluate:
     input:
         dataset=lambda w: dataset_dir(w.task),
-        registrations="results/registrations/{task}/{method}",
+        registrations=results("registrations/{task}/{method}"),
     output:
-        metrics="results/metrics/{task}/{method}/metrics.csv",
-        evaluation="results/metrics/{task}/{method}/evaluation.json",
+        metrics=results("metrics/{task}/{method}/metrics.csv"),
+        evaluation=results("metrics/{task}/{method}/evaluation.json"),
     log:
-        "results/logs/evaluate/{task}/{method}.log",
+        results("logs/evaluate/{task}/{method}.log"),
     params:
         split=config["split"],
     threads: 1

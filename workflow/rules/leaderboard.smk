@@ -2,10 +2,10 @@ rule leaderboard:
     input:
         unpack(metrics_by_method),
     output:
-        csv="results/leaderboard/{task}.csv",
-        md="results/leaderboard/{task}.md",
+        csv=results("leaderboard/{task}.csv"),
+        md=results("leaderboard/{task}.md"),
     log:
-        "results/logs/leaderboard/{task}.log",
+        results("logs/leaderboard/{task}.log"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -16,12 +16,12 @@ rule leaderboard:
 
 rule overall_leaderboard:
     input:
-        tasks=expand("results/leaderboard/{task}.csv", task=TASKS),
+        tasks=expand(results("leaderboard/{task}.csv"), task=TASKS),
     output:
-        csv="results/leaderboard/overall.csv",
-        md="results/leaderboard/overall.md",
+        csv=results("leaderboard/overall.csv"),
+        md=results("leaderboard/overall.md"),
     log:
-        "results/logs/leaderboard/overall.log",
+        results("logs/leaderboard/overall.log"),
     params:
         tasks=TASKS,
     threads: 1

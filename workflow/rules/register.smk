@@ -3,11 +3,11 @@ rule register:
         dataset=lambda w: dataset_dir(w.task),
         model=model_if_trainable,
     output:
-        directory("results/registrations/{task}/{method}"),
+        directory(results("registrations/{task}/{method}")),
     log:
-        "results/logs/register/{task}/{method}.log",
+        results("logs/register/{task}/{method}.log"),
     benchmark:
-        "results/benchmarks/register/{task}/{method}.tsv"
+        results("benchmarks/register/{task}/{method}.tsv")
     params:
         scale=config["scale"],
         seed=config["method_seed"],

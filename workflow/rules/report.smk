@@ -5,14 +5,14 @@ from types import SimpleNamespace
 
 def registrations_by_method(wildcards):
     """Each method's registration folder on one task, keyed by method name."""
-    return {m: f"results/registrations/{t}/{m}" for t, m in runs() if t == wildcards.task}
+    return {m: results(f"registrations/{t}/{m}") for t, m in runs() if t == wildcards.task}
 
 
 def plot_inputs(wildcards):
     """A task's dataset and leaderboard, and every method's metrics and registrations on it."""
     return {
         "dataset": dataset_dir(wildcards.task),
-        "board": f"results/leaderboard/{wildcards.task}.csv",
+        "board": results(f"leaderboard/{wildcards.task}.csv"),
         "metrics": list(metrics_by_method(wildcards).values()),
         "registrations": list(registrations_by_method(wildcards).values()),
     }
@@ -24,10 +24,10 @@ def report_runs():
         {
             "task": t,
             "method": m,
-            "metrics": f"results/metrics/{t}/{m}/metrics.csv",
+            "metrics": results(f"metrics/{t}/{m}/metrics.csv"),
             "overrides": method_overrides(SimpleNamespace(task=t, method=m)),
             "benchmarks": {
-                kind: f"results/benchmarks/{kind}/{t}/{m}.tsv"
+                kind: results(f"benchmarks/{kind}/{t}/{m}.tsv")
                 for kind in ("register", "train")
                 if kind == "register" or METHOD_CLASSES[m].trainable
             },
@@ -41,7 +41,7 @@ rule plots:
         unpack(plot_inputs),
     output:
         report(
-            directory("results/plots/{task}"),
+            directory(results("plots/{task}")),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
             category="Plots",
@@ -49,7 +49,7 @@ rule plots:
             labels={"task": "{task}", "figure": "{name}"},
         ),
     log:
-        "results/logs/plots/{task}.log",
+        results("logs/plots/{task}.log"),
     params:
         metrics=metrics_by_method,
         registrations=registrations_by_method,
@@ -64,28 +64,28 @@ rule plots:
 
 rule report:
     input:
-        boards=expand("results/leaderboard/{task}.csv", task=TASKS),
-        overall="results/leaderboard/overall.csv",
-        plots=expand("results/plots/{task}", task=TASKS),
+        boards=expand(results("leaderboard/{task}.csv"), task=TASKS),
+        overall=results("leaderboard/overall.csv"),
+        plots=expand(results("plots/{task}"), task=TASKS),
         metrics=[run["metrics"] for run in report_runs()],
     output:
-        html=report("results/report.html", caption="../report/report.rst", category="Report"),
+        html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(
-            directory("results/leaderboard/html"),
+            directory(results("leaderboard/html")),
             patterns=["{name}.html"],
             caption="../report/leaderboard.rst",
             category="Leaderboard",
             labels={"table": "{name}"},
         ),
         overview=report(
-            directory("results/plots/overall"),
+            directory(results("plots/overall")),
             patterns=["{name}.png"],
             caption="../report/rank_heatmap.rst",
             category="Leaderboard",
             labels={"figure": "{name}"},
         ),
     log:
-        "results/logs/report/report.log",
+        results("logs/report/report.log"),
     params:
         config=config,
         tasks=TASKS,

@@ -2,17 +2,17 @@ rule train:
     input:
         dataset=lambda w: dataset_dir(w.task),
     output:
-        "results/models/{task}/{method}.pt",
+        results("models/{task}/{method}.pt"),
     log:
-        "results/logs/train/{task}/{method}.log",
+        results("logs/train/{task}/{method}.log"),
     benchmark:
-        "results/benchmarks/train/{task}/{method}.tsv"
+        results("benchmarks/train/{task}/{method}.tsv")
     params:
         scale=config["scale"],
         seed=config["method_seed"],
         overrides=method_overrides,
         device=method_device,
-        workdir=lambda w: f"results/models/{w.task}/{w.method}_work",
+        workdir=lambda w: results(f"models/{w.task}/{w.method}_work"),
     threads: method_threads
     resources:
         mem_mb=method_mem_mb,
