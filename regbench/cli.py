@@ -27,14 +27,15 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from regbench.registry import list_methods, method_class
+    from regbench.method_summary import method_summary
+    from regbench.registry import list_methods
 
     print(f"{'method':14s} {'dims':6s} {'pairs':6s} {'trains':7s} {'uncertainty':12s} {'gpu':4s} threads  mem_mb")
     for name in list_methods():
-        cls = method_class(name)
-        caps, res = cls.capabilities, cls.resources
+        summary = method_summary(name)
+        caps, res = summary.capabilities, summary.resources
         dims = "/".join(f"{d}D" for d in sorted(caps.dims))
-        trains = ("labels" if caps.needs_labels else "yes") if cls.trainable else "no"
+        trains = ("labels" if caps.needs_labels else "yes") if summary.trainable else "no"
         print(f"{name:14s} {dims:6s} {'multi' if caps.multimodal else 'mono':6s} {trains:7s} "
               f"{'yes' if caps.uncertainty else 'no':12s} {'yes' if res.gpu else 'no':4s} {res.threads:7d} "
               f"{res.mem_mb:7d}")

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from regbench import methods
 from regbench.errors import RegbenchError
-from regbench.method import Method
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # importing a method imports torch: only method_class does it, when asked
     import torch
+
+    from regbench.method import Method
 
 
 def list_methods() -> list[str]:
@@ -29,6 +30,8 @@ def list_methods() -> list[str]:
 
 def method_class(name: str) -> type[Method]:
     """The ``Method`` subclass defined in ``methods/<name>.py``."""
+    from regbench.method import Method
+
     available = list_methods()
     if name not in available:
         raise RegbenchError(f"unknown method {name!r}; registered methods: {', '.join(available) or 'none'}")
