@@ -11,15 +11,18 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from regbench import io
 from regbench.dataset import Split, Task
-from regbench.method import Method
 from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.progress import Progress
+
+if TYPE_CHECKING:  # the evaluate job reads RUNTIME_FILE from here and must not pay for torch
+    from regbench.method import Method
 
 log = logging.getLogger(__name__)
 RUNTIME_FILE = "runtime.csv"
