@@ -66,7 +66,11 @@ def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "def
     spec = load_spec(name_or_path)
     outdir = Path(outdir)
     _check_replaceable(outdir, spec.name)
-    data = generate(spec, scale=scale, seed=seed)
+    return write_staged(spec, generate(spec, scale=scale, seed=seed), outdir)
+
+
+def write_staged(spec: TaskSpec, data: SyntheticData, outdir: Path) -> Path:
+    """Write ``data`` into a staging folder beside ``outdir``, renamed onto it only once complete."""
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
