@@ -205,7 +205,8 @@ def _reproduce(page: ReportPage) -> str:
             "<p>Install regbench as the README says, save the configuration below as "
             "<code>config/config.yaml</code> and run, from the repository root:</p>"
             "<pre>snakemake --cores all --keep-going\n"
-            "snakemake --report results/snakemake_report.html   # Snakemake's provenance report</pre>"
+            f"snakemake --report {_e(str(page.config.get('results_dir', 'results')))}/snakemake_report.html"
+            "   # Snakemake's provenance report</pre>"
             f"<p>Configuration of this run:</p><pre>{_e(config)}</pre></section>")
 
 
