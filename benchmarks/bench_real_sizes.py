@@ -337,9 +337,11 @@ def table(rows: list[dict], identity_dice: dict[str, float]) -> str:
         status = reg["status"]
         if train and train["status"] != "ok":
             status = f"train {train['status']}; register {status}"
-        messages = [m for m in (train.get("message"), reg.get("message")) if m]
+        messages = list(dict.fromkeys(m for m in (train.get("message"), reg.get("message")) if m))
+        if status == "timed out" and messages and messages[-1].startswith(status):
+            status = messages.pop()  # "timed out after N min", once
         if messages:
-            status += ": " + " / ".join(dict.fromkeys(messages)).replace("|", "/")
+            status += ": " + " / ".join(messages).replace("|", "/")
         lines.append(f"| {row['method']} | {row['size']} | {wall} | {cpu} | {_fmt(reg.get('peak_gib'), 2)} | "
                      f"{_fmt(reg.get('runtime_s'))} | {train_wall} | {train_cpu} | {_fmt(train.get('peak_gib'), 2)} | "
                      f"{dice_text} | {status} |")
