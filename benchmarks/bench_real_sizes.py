@@ -212,7 +212,7 @@ def child(args: argparse.Namespace) -> None:
             method.save(args.model)
         else:
             method = get_method(args.method, threads=args.threads)
-            if cls.trainable:
+            if cls.trainable and args.model.is_file():  # none if training failed or refused: then untrained
                 method.load(args.model)
             pair_id = task.pair_ids("test")[0]
             loaded = task.load_pair(pair_id, with_labels=False)
