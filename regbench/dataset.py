@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-
 from regbench import io
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import shutil
 import tempfile
 import tokenize
 import warnings
@@ -35,6 +36,25 @@ _READ_ERRORS = (OSError, EOFError, ValueError, OverflowError, zlib.error, gzip.B
 # allocation a damaged .npy header can ask for (MemoryError).
 _NPZ_ERRORS = (*_READ_ERRORS, KeyError, NotImplementedError, RuntimeError, MemoryError)
 _MAX_DEFLATE_RATIO = 1032  # the most deflate (gzip) can compress: a larger claim is a damaged header
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; it replaces ``path`` (a file, a link or a folder, which
+    ``rmtree`` removes without following links) only if the block succeeds, so a folder is never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes it private; a result folder gets the usual permissions
+    try:
+        yield staging
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

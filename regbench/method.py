@@ -415,6 +415,7 @@ class NetworkMethod(Method):
                                 f"trained with other {self.shape_settings} settings?") from err
         return net
 
+
 def pair_id_at(pairs: Sequence[Pair], index: int) -> PairId:
     """The id of ``pairs[index]``, without reading its images when ``pairs`` loads lazily (as in ``fit``)."""
     return pairs.id_at(index) if isinstance(pairs, _LazyPairs) else pairs[index].id

@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from regbench import io
 from regbench.dataset import GROUNDTRUTH_DIR, SYNTHETIC_RELEASE, describe, image_relpath, write_dataset
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError
@@ -71,15 +70,8 @@ def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "def
 
 def write_staged(spec: TaskSpec, data: SyntheticData, outdir: Path) -> Path:
     """Write ``data`` into a staging folder beside ``outdir``, renamed onto it only once complete."""
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
+    with io.atomic_dir(outdir) as staging:
         write_synthetic(spec, data, staging)
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        staging.rename(outdir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return outdir
 
 

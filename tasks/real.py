@@ -2,8 +2,8 @@
 
 A real dataset can be gigabytes (LUMIR: 3384 volumes), so nothing is copied: ``results/data/<name>/`` becomes a
 folder of symbolic links, one per entry of the dataset folder (the json, ``imagesTr/``, ``labelsTr/``...).
-Deleting or re-making it (Snakemake removes a job's outputs before it reruns the job) removes only the links,
-never the user's files, which a link to the folder itself would not guarantee.
+Deleting or re-making it (Snakemake removes a job's outputs before it reruns the job; ``io.atomic_dir`` replaces
+it) removes only the links, never the user's files, which a link to the folder itself would not guarantee.
 
 The check reads the json, every file of the evaluation pairs of the split being run (images, label maps, masks,
 keypoints where present) and confirms every training image exists, so a broken download fails in the
@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from regbench import io
 from regbench.dataset import Split, Task, read_dataset
 from regbench.errors import DatasetError
 
 log = logging.getLogger(__name__)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_folder(source: str | Path, split: Split) -> Task:
@@ -51,18 +44,7 @@ def link_folder(source: str | Path, outdir: str | Path, split: Split) -> Path:
     """Check ``source`` (``check_folder``) and make ``outdir`` a folder of links to its entries, atomically."""
     source = Path(source).absolute()
     check_folder(source, split)
-    outdir = Path(outdir)
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the link folder gets the usual permissions
-    try:
+    with io.atomic_dir(outdir) as staging:
         for entry in sorted(source.iterdir()):
             os.symlink(entry, staging / entry.name, target_is_directory=entry.is_dir())
-        if outdir.is_symlink() or outdir.is_file():
-            outdir.unlink()
-        elif outdir.exists():
-            shutil.rmtree(outdir)  # a previous link folder: rmtree unlinks links, it never follows them
-        staging.rename(outdir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return outdir
+    return Path(outdir)

@@ -13,8 +13,8 @@ and, for synthetic tasks, how large it is at each scale: ``smoke`` (tests), ``de
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import os
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar

@@ -206,3 +206,16 @@ def test_truncated_npz_field_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(DatasetError, match=r"not a readable npz file \(BadZipFile"):
         io.read_disp(path)
+
+
+def test_atomic_dir_replaces_a_folder_only_when_the_block_succeeds(tmp_path):
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), io.atomic_dir(target) as staging:
+        (staging / "new.txt").write_text("new")
+        raise RuntimeError("interrupted")
+    assert [p.name for p in tmp_path.iterdir()] == ["data"] and (target / "old.txt").read_text() == "old"
+    with io.atomic_dir(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["data"]
