@@ -70,8 +70,13 @@ def method_overrides(wildcards):
     return config_overrides(config, wildcards.task, wildcards.method)
 
 
+def registrations_by_method(wildcards):
+    """Each method's registration folder on one task, keyed by method name."""
+    return {m: results(f"registrations/{t}/{m}") for t, m in runs() if t == wildcards.task}
+
+
 def metrics_by_method(wildcards):
-    """Each method's metrics table on one task, keyed by method name."""
+    """Each method's metrics table on one task (inside the task's evaluate output), keyed by method name."""
     return {m: results(f"metrics/{t}/{m}/metrics.csv") for t, m in runs() if t == wildcards.task}
 
 

@@ -1,11 +1,13 @@
 rule leaderboard:
     input:
-        unpack(metrics_by_method),
+        results("metrics/{task}"),
     output:
         csv=results("leaderboard/{task}.csv"),
         md=results("leaderboard/{task}.md"),
     log:
         results("logs/leaderboard/{task}.log"),
+    params:
+        metrics=metrics_by_method,
     threads: 1
     resources:
         mem_mb=2000,

@@ -3,17 +3,12 @@
 from types import SimpleNamespace
 
 
-def registrations_by_method(wildcards):
-    """Each method's registration folder on one task, keyed by method name."""
-    return {m: results(f"registrations/{t}/{m}") for t, m in runs() if t == wildcards.task}
-
-
 def plot_inputs(wildcards):
     """A task's dataset and leaderboard, and every method's metrics and registrations on it."""
     return {
         "dataset": dataset_dir(wildcards.task),
         "board": results(f"leaderboard/{wildcards.task}.csv"),
-        "metrics": list(metrics_by_method(wildcards).values()),
+        "metrics": results(f"metrics/{wildcards.task}"),
         "registrations": list(registrations_by_method(wildcards).values()),
     }
 
@@ -67,7 +62,7 @@ rule report:
         boards=expand(results("leaderboard/{task}.csv"), task=TASKS),
         overall=results("leaderboard/overall.csv"),
         plots=expand(results("plots/{task}"), task=TASKS),
-        metrics=[run["metrics"] for run in report_runs()],
+        metrics=expand(results("metrics/{task}"), task=TASKS),
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(
