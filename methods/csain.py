@@ -381,9 +381,10 @@ class CSAINRegistration(NetworkMethod):
         p = self.params
         return CSAINNet(ndim, len(p.levels), p.channels, p.blocks, p.range_flow).to(self.device, self.dtype)
 
-    def prepare(self, image: Image) -> _Prepared:
-        """Normalise to [0, 1], build the pyramid and the region memberships of each level."""
-        full = normalise_intensity(self.to_tensor(image))
+    def prepare(self, image: Image | torch.Tensor) -> _Prepared:
+        """Normalise an image (or a (1, 1, *spatial) tensor of its intensities) to [0, 1], build the pyramid
+        and the region memberships of each level."""
+        full = normalise_intensity(image if isinstance(image, torch.Tensor) else self.to_tensor(image))
         regions = intensity_regions(full, self.params.regions, sigma=self.params.smoothing)
         onehot = one_hot(regions, range(self.params.regions)).to(self.dtype)
         return _Prepared([downsample_image(full, f) for f in self.params.levels],
@@ -534,14 +535,19 @@ class CSAINRegistration(NetworkMethod):
         return resize_disp(disp, shape)
 
     def estimate(self, pair: Pair) -> Displacement:
+        return Displacement.from_torch(self.differentiable_forward(pair, self.to_tensor(pair.moving.image)))
+
+    def differentiable_forward(self, pair: Pair, moving: torch.Tensor) -> torch.Tensor:
+        """``estimate``'s displacement (1, ndim, *fixed grid) with the moving image given as a tensor (1, 1,
+        *spatial) of ``pair.moving.image``'s intensities, differentiable in it (``regbench.robustness``). The
+        instance fine-tuning runs on ``pair`` and is held constant."""
         self.network_for(pair)
         weights = self.registration_weights()
         with torch.no_grad():
-            fixed, moving = self.prepare(pair.fixed.image), self.prepare(pair.moving.image)
-        net = self.fine_tuned(fixed, moving, weights) if self.params.instance_iterations > 0 else self.net
-        with torch.no_grad():
-            disp = self.full_field(fixed, moving, weights, pair.fixed.image.shape, net=net)
-        return Displacement.from_torch(disp)
+            fixed, tuning = self.prepare(pair.fixed.image), self.prepare(pair.moving.image)
+        net = self.fine_tuned(fixed, tuning, weights) if self.params.instance_iterations > 0 else self.net
+        with torch.set_grad_enabled(moving.requires_grad):  # a graph only where a caller asks for gradients
+            return self.full_field(fixed, self.prepare(moving), weights, pair.fixed.image.shape, net=net)
 
     def fine_tuned(self, fixed: _Prepared, moving: _Prepared, weights: Sequence[float]) -> CSAINNet:
         """A copy of the network fine-tuned on one pair (``instance_iterations`` Adam steps of the training

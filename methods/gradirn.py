@@ -267,9 +267,11 @@ class GraDIRN(NetworkMethod):
             return functools.partial(lncc_loss, window=self.params.window)
         return {"mse": mse_loss, "mind": mse_loss, "ncc": ncc_loss, "mi": mi_loss, "ngf": ngf_loss}[similarity]
 
-    def pyramid(self, image: Image, similarity: str) -> list[Level]:
-        """An image as the network sees it: normalised to [0, 1], at every pyramid level, with its features."""
-        images = image_pyramid(normalise_intensity(self.to_tensor(image)), self.params.factors)
+    def pyramid(self, image: Image | torch.Tensor, similarity: str) -> list[Level]:
+        """An image (or a (1, 1, *spatial) tensor of its intensities) as the network sees it: normalised to
+        [0, 1], at every pyramid level, with its features."""
+        tensor = image if isinstance(image, torch.Tensor) else self.to_tensor(image)
+        images = image_pyramid(normalise_intensity(tensor), self.params.factors)
         if similarity != "mind":
             return [Level(level, level) for level in images]
         radius, dilation = self.params.mind_radius, self.params.mind_dilation
@@ -320,6 +322,17 @@ class GraDIRN(NetworkMethod):
     def estimate(self, pair: Pair) -> Displacement:
         fields, _, _ = self.unrolled(pair)
         return Displacement.from_torch(resize_disp(fields[-1], pair.fixed.image.shape))
+
+    def differentiable_forward(self, pair: Pair, moving: torch.Tensor) -> torch.Tensor:
+        """``estimate``'s displacement (1, ndim, *fixed grid) with the moving image given as a tensor (1, 1,
+        *spatial) of ``pair.moving.image``'s intensities, differentiable in it through every unrolled step
+        (``regbench.robustness``)."""
+        self.network_for(pair)
+        similarity = self.similarity_name(pair)
+        with torch.no_grad():
+            fixed = self.pyramid(pair.fixed.image, similarity)
+        fields = self.net(fixed, self.pyramid(moving, similarity), self.dissimilarity(similarity), create_graph=True)
+        return resize_disp(fields[-1], pair.fixed.image.shape)
 
     def step_energies(self, pair: Pair) -> np.ndarray:
         """D on the finest level before the first step and after every unrolled step (sum K_l + 1 values),

@@ -180,10 +180,11 @@ class VoxelMorph(NetworkMethod):
         """An image (1, C, *spatial) on the grid the network works on (``downsize`` times coarser)."""
         return downsample_image(image, self.params.downsize)
 
-    def network_input(self, image: Image, initial: torch.Tensor | None = None) -> torch.Tensor:
-        """An image as the network sees it: normalised to [0, 1], resampled through the displacement
-        ``initial`` (1, ndim, *grid) if given, on the network grid, (1, 1, *grid)."""
-        normalised = normalise_intensity(self.to_tensor(image))
+    def network_input(self, image: Image | torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
+        """An image (or a (1, 1, *spatial) tensor of its intensities) as the network sees it: normalised to
+        [0, 1], resampled through the displacement ``initial`` (1, ndim, *grid) if given, on the network grid,
+        (1, 1, *grid)."""
+        normalised = normalise_intensity(image if isinstance(image, torch.Tensor) else self.to_tensor(image))
         if initial is not None:
             normalised = warp(normalised, initial, padding="border")
         return self.network_grid(normalised)
@@ -293,20 +294,25 @@ class VoxelMorph(NetworkMethod):
     # Registration --------------------------------------------------------------------------------------------
 
     def estimate(self, pair: Pair) -> Displacement:
+        return Displacement.from_torch(self.differentiable_forward(pair, self.to_tensor(pair.moving.image)))
+
+    def differentiable_forward(self, pair: Pair, moving: torch.Tensor) -> torch.Tensor:
+        """``estimate``'s displacement (1, ndim, *fixed grid) with the moving image given as a tensor (1, 1,
+        *spatial) of ``pair.moving.image``'s intensities, differentiable in it (``regbench.robustness``). The
+        affine pre-alignment and the instance fine-tuning run on ``pair`` and are held constant."""
         self.network_for(pair)
         initial = self.initial_alignment(pair)
         with torch.no_grad():
-            fixed, moving = _Prepared(self.network_input(pair.fixed.image)), \
-                _Prepared(self.network_input(pair.moving.image, initial))
+            fixed = _Prepared(self.network_input(pair.fixed.image))
         net = self.net
         if self.params.instance_iterations > 0:
-            net = self.fine_tuned(fixed, moving, self.similarity_name(pair))
-        with torch.no_grad():
-            _, disp = self.field(net, fixed.image, moving.image)
+            with torch.no_grad():
+                tuning = _Prepared(self.network_input(pair.moving.image, initial))
+            net = self.fine_tuned(fixed, tuning, self.similarity_name(pair))
+        with torch.set_grad_enabled(moving.requires_grad):  # a graph only where a caller asks for gradients
+            _, disp = self.field(net, fixed.image, self.network_input(moving, initial))
             disp = resize_disp(disp, pair.fixed.image.shape)
-            if initial is not None:
-                disp = compose(disp, initial)
-        return Displacement.from_torch(disp)
+            return disp if initial is None else compose(disp, initial)
 
     def fine_tuned(self, fixed: _Prepared, moving: _Prepared, similarity: str) -> UNet:
         """A copy of the network fine-tuned on one pair: ``instance_iterations`` Adam steps on the unsupervised

@@ -274,9 +274,11 @@ class VRNet(NetworkMethod):
                         ic_steps=p.ic_steps, theta=p.theta, data_term=p.data_term)
         return net.to(device=self.device, dtype=self.dtype)
 
-    def network_input(self, image: Image) -> torch.Tensor:
-        """An image as the network sees it: normalised to [0, 1], on the network grid, (1, 1, *grid)."""
-        return downsample_image(normalise_intensity(self.to_tensor(image)), self.params.downsize)
+    def network_input(self, image: Image | torch.Tensor) -> torch.Tensor:
+        """An image (or a (1, 1, *spatial) tensor of its intensities) as the network sees it: normalised to
+        [0, 1], on the network grid, (1, 1, *grid)."""
+        tensor = image if isinstance(image, torch.Tensor) else self.to_tensor(image)
+        return downsample_image(normalise_intensity(tensor), self.params.downsize)
 
     # Training ------------------------------------------------------------------------------------------------
 
@@ -310,8 +312,13 @@ class VRNet(NetworkMethod):
     # Registration --------------------------------------------------------------------------------------------
 
     def estimate(self, pair: Pair) -> Displacement:
+        with torch.no_grad():
+            return Displacement.from_torch(self.differentiable_forward(pair, self.to_tensor(pair.moving.image)))
+
+    def differentiable_forward(self, pair: Pair, moving: torch.Tensor) -> torch.Tensor:
+        """``estimate``'s displacement (1, ndim, *fixed grid) with the moving image given as a tensor (1, 1,
+        *spatial) of ``pair.moving.image``'s intensities, differentiable in it (``regbench.robustness``)."""
         self.network_for(pair)
         with torch.no_grad():
-            disp = self.net(self.network_input(pair.moving.image), self.network_input(pair.fixed.image))
-        return Displacement.from_torch(resize_disp(disp, pair.fixed.image.shape))
-
+            fixed = self.network_input(pair.fixed.image)
+        return resize_disp(self.net(self.network_input(moving), fixed), pair.fixed.image.shape)
