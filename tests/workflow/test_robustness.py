@@ -1,0 +1,49 @@
+"""The robustness track in the workflow: a per-pair table per task and method, and the summary table, for the
+methods config robustness.methods lists; a method the run does not have stops the plan."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.timeout(900)
+
+ROOT = Path(__file__).parents[2]
+TRACK = "robustness:\n  methods: [affine, voxelmorph]\n  budgets: [1.0]\n  pairs: 1\n  draws: 2\n  evaluations: 4\n"
+RUN = ("--config", "scale=smoke", "tasks=[cardiac_mr]", "methods=[identity,affine,voxelmorph]")
+
+
+def _snakemake(workdir: Path, track: str, *args: str) -> subprocess.CompletedProcess:
+    (workdir / "config").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "config" / "config.yaml", workdir / "config")
+    (workdir / "track.yaml").write_text(track)
+    exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    return subprocess.run([exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+                           "--configfile", str(workdir / "config" / "config.yaml"), str(workdir / "track.yaml"), *RUN, *args],
+                          capture_output=True, text=True)
+
+
+def test_the_track_writes_per_pair_tables_and_the_summary(tmp_path):
+    result = _snakemake(tmp_path, TRACK)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = pd.read_csv(tmp_path / "results" / "leaderboard" / "robustness.csv")
+    assert list(summary.columns[:7]) == ["task", "method", "budget", "metric", "clean", "random", "adversarial"]
+    assert set(summary["method"]) == {"affine", "voxelmorph"} and (summary["metric"] == "DSC").all()
+    assert (summary["failed"] == 0).all() and summary["found_by"].str.match(r"(random|cma-es|gradient) 1").all()
+    for method in ("affine", "voxelmorph"):
+        table = pd.read_csv(tmp_path / "results" / "robustness" / "cardiac_mr" / f"{method}.csv")
+        assert list(table["kind"]) == ["clean", "random", "adversarial"]
+        errors = table.set_index("kind")["error"]
+        assert errors["adversarial"] >= errors["random"]  # the worst chain found is at least the random mean
+    assert not (tmp_path / "results" / "robustness" / "cardiac_mr" / "identity.csv").exists()
+
+
+def test_a_track_method_the_run_lacks_stops_the_plan(tmp_path):
+    result = _snakemake(tmp_path, TRACK.replace("affine, voxelmorph", "elastix"), "-n")
+    assert result.returncode != 0 and "robustness: methods elastix are not among the run's methods" in \
+        result.stdout + result.stderr
