@@ -45,8 +45,9 @@ def run(workdir: Path, cores: int) -> tuple[float, float, str]:
 
 
 def per_method_cpu(results: Path) -> pd.DataFrame:
-    """CPU seconds of the train and register jobs of every method, summed over tasks."""
-    seconds: dict[str, dict[str, float]] = defaultdict(lambda: {"train": 0.0, "register": 0.0})
+    """CPU seconds of the train and register (and robustness, where the track ran) jobs of every method, summed
+    over tasks."""
+    seconds: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for path in (results / "benchmarks").glob("*/*/*.tsv"):
         kind, method = path.parts[-3], path.stem
         seconds[method][kind] += float(pd.read_csv(path, sep="\t")["cpu_time"].iloc[-1])
