@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -88,6 +89,11 @@ class Pair:
     @property
     def ndim(self) -> int:
         return self.fixed.image.ndim
+
+    def blind(self) -> Pair:
+        """What a method may see at registration time: images and masks, no labels, no keypoints."""
+        return Pair(self.id, *(dataclasses.replace(case, labels=None, keypoints=None)
+                               for case in (self.fixed, self.moving)))
 
     @property
     def multimodal(self) -> bool:

@@ -7,7 +7,6 @@ and the other pairs go on; the evaluation then scores it as Learn2Reg scores a m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 
 from regbench import io
 from regbench.dataset import Split, Task
-from regbench.pair import Case, CaseId, Pair, PairId
+from regbench.pair import CaseId, PairId
 from regbench.progress import Progress
 
 if TYPE_CHECKING:  # the evaluate job reads RUNTIME_FILE from here and must not pay for torch
@@ -76,11 +75,6 @@ def train(method: Method, task: Task, model_path: Path, workdir: Path) -> None:
     log.info("saved %s", model_path)
 
 
-def _blind(case: Case) -> Case:
-    """What a method may see at registration time: image and mask, no labels, no keypoints."""
-    return dataclasses.replace(case, labels=None, keypoints=None)
-
-
 def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = "test") -> pd.DataFrame:
     """Register every pair of ``split``, writing ``disp_*.nii.gz`` and ``runtime.csv`` into ``out_dir``.
 
@@ -94,8 +88,7 @@ def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = 
     progress = Progress(len(pair_ids), what=f"register {method.name} on {task.name}", every=1, logger=log)
     for pair_id in pair_ids:
         try:
-            loaded = task.load_pair(pair_id, with_labels=False)
-            pair = Pair(pair_id, _blind(loaded.fixed), _blind(loaded.moving))
+            pair = task.load_pair(pair_id, with_labels=False).blind()
             disp, seconds = method.timed_register(pair)
             io.write_disp(out_dir / f"{pair_id.disp_stem}.nii.gz", disp)
             rows.append({"pair": pair_id.key, "runtime_s": seconds, "status": "ok", "message": ""})

@@ -93,7 +93,7 @@ def gradient_search(method: Method, pair: Pair, truth: Displacement | None, star
     for _ in range(steps):
         perturbed, _ = perturb_pair(pair, chain)
         moving = chain.apply(clean).to(device=method.device, dtype=method.dtype)
-        disp = method.differentiable_forward(perturbed, moving).to(device="cpu", dtype=chain.dtype)
+        disp = method.differentiable_forward(perturbed.blind(), moving).to(device="cpu", dtype=chain.dtype)
         error = surrogate_error(pair, chain, disp, truth, labels=labels)
         gradients = torch.autograd.grad(error, parameters, allow_unused=True)
         for parameter, gradient in zip(parameters, gradients):

@@ -84,7 +84,7 @@ class ChainObjective:
 
     def __call__(self, chain: AdvChain) -> Score:
         perturbed, _ = perturb_pair(self.pair, chain)
-        disp = self.method.register(perturbed)
+        disp = self.method.register(perturbed.blind())  # as the benchmark registers: no labels, no keypoints
         self.evaluations += 1
         return score_perturbed(self.pair, chain, disp, self.truth, labels=self.labels)
 
@@ -198,7 +198,7 @@ def robustness_records(method: Method, pair: Pair, budgets: Sequence[float], tru
                        settings: SearchSettings = SearchSettings(),
                        labels: Sequence[int] | None = None) -> list[RobustnessRecord]:
     """The clean row, then a random and an adversarial row per budget, for one method and one pair."""
-    clean = score_registration(pair, method.register(pair), truth, labels=labels)
+    clean = score_registration(pair, method.register(pair.blind()), truth, labels=labels)
     key = pair.id.key
     records = [RobustnessRecord(key, 0.0, "clean", "none", clean.metric, clean.accuracy, clean.error_metric,
                                 clean.error, 1)]

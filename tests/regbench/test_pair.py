@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regbench.image import Image
+from regbench.image import Image, LabelMap
 from regbench.pair import Case, CaseId, Pair, PairId
 
 
@@ -26,3 +26,12 @@ def _pair(fixed: tuple[int, str | None], moving: tuple[int, str | None]) -> Pair
 ])
 def test_multimodal_is_decided_by_modality_names_then_indices(fixed, moving, expected):
     assert _pair(fixed, moving).multimodal is expected
+
+
+def test_a_blind_pair_keeps_images_and_masks_and_drops_labels_and_keypoints():
+    image = Image(np.zeros((4, 5), np.float32))
+    labels = LabelMap(np.ones((4, 5), np.uint8))
+    case = Case(CaseId(1, 0), image, labels, labels, np.zeros((2, 2)), "MR")
+    blind = Pair(PairId(case.id, case.id), case, case).blind()
+    assert blind.fixed.image is image and blind.moving.mask is labels and blind.fixed.modality == "MR"
+    assert (blind.fixed.labels, blind.fixed.keypoints, blind.moving.labels, blind.moving.keypoints) == (None,) * 4
