@@ -27,7 +27,8 @@ from regbench.metrics.leaderboard import PLACE, load_metrics, not_scored, overal
 from regbench.registry import method_class
 from regbench.report import plots
 from regbench.report.environment import environment
-from regbench.report.html import MethodSettings, PageFigure, ReportPage, TaskSection, render_report
+from regbench.report.html import (MethodSettings, PageFigure, ReportPage, RobustnessSection, TaskSection,
+                                  render_report)
 from regbench.report.palette import method_palette
 from regbench.report.results import (
     RUNTIME, SDLOGJ, Metric, case_table, label_means, method_means, present, primary_metric, read_benchmark,
@@ -190,7 +191,7 @@ def _method_settings(runs: Sequence[Run], method: str, scale: str) -> MethodSett
 
 def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], overall: str | Path,
                  plot_dirs: Mapping[str, str | Path], runs: Sequence[Run], out_html: str | Path,
-                 tables_dir: str | Path, overview_dir: str | Path) -> Path:
+                 tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None) -> Path:
     """The report page, ``out_html`` (figures embedded, so the file stands alone; SVGs linked beside it),
     the leaderboards as HTML tables into ``tables_dir`` and the overall figures into ``overview_dir``.
 
@@ -199,6 +200,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         boards: each task's leaderboard CSV; ``overall``: the overall leaderboard CSV.
         plot_dirs: each task's figure folder (``write_task_plots``).
         runs: every (task, method) the workflow ran.
+        robustness: the robustness track's summary CSV, where the run included the track.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
     methods = [str(m) for m in config["methods"]]
@@ -222,6 +224,12 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
             tmp.write_text(f"<!DOCTYPE html><meta charset='utf-8'><title>{name}</title>{table}\n")
     heatmap = plots.save_figure(plots.rank_heatmap(overall_board, palette, title="Rank score per task"),
                                 overview_dir / "rank_heatmap")[0]
+    track = None
+    if robustness is not None:
+        summary = pd.read_csv(robustness)
+        figure = plots.save_figure(plots.robustness_plot(summary, palette), overview_dir / "robustness")[0]
+        track = RobustnessSection(summary, PageFigure(figure, "Mean accuracy against the perturbation budget: clean pairs at 0, random chains "
+                               "solid, the adversarial chain dashed."))
     page = ReportPage(
         config=dict(config), overall_table=tables["overall"],
         overall_figure=PageFigure(heatmap, "Learn2Reg rank score of every method on every task (0.1: worst "
@@ -229,7 +237,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         best=[str(m) for m in overall_board.index[overall_board[PLACE] == overall_board[PLACE].min()]],
         tasks=sections,
         methods=[_method_settings(runs, m, str(config["scale"])) for m in methods if any(r.method == m for r in runs)],
-        environment=environment(), palette=palette)
+        environment=environment(), palette=palette, robustness=track)
     with io.atomic_path(out_html) as tmp:
         tmp.write_text(render_report(page, out_html.parent))
     return out_html

@@ -84,6 +84,14 @@ class MethodSettings:
 
 
 @dataclass(frozen=True)
+class RobustnessSection:
+    """The robustness track: its summary table (``metrics.adversarial``) and the accuracy-against-budget figure."""
+
+    summary: pd.DataFrame
+    figure: PageFigure
+
+
+@dataclass(frozen=True)
 class ReportPage:
     """Everything the page shows."""
 
@@ -95,6 +103,7 @@ class ReportPage:
     methods: Sequence[MethodSettings]
     environment: Mapping[str, str]
     palette: Mapping[str, str] = field(default_factory=dict)
+    robustness: RobustnessSection | None = None  # where the run included the track
 
 
 def _e(text: object) -> str:
@@ -210,10 +219,20 @@ def _reproduce(page: ReportPage) -> str:
             f"<p>Configuration of this run:</p><pre>{_e(config)}</pre></section>")
 
 
+def _robustness(section: RobustnessSection, base: Path, number: int) -> str:
+    table = _frame_html(section.summary.set_index("task"), caption="Robustness track", index_name="task")
+    return ('<section id="robustness"><h2>Robustness to perturbations</h2>'
+            "<p>Mean accuracy over the track's pairs on the clean pair, under random perturbation chains and "
+            "under the adversarial chain of each budget (the worst a search found; <i>found_by</i> names which "
+            "search found it per pair). DSC: higher is better; TRE_kp (mm): lower is better.</p>"
+            f'<div class="wide">{table}</div>{_figure(section.figure, base, number)}</section>')
+
+
 def render_report(page: ReportPage, base: Path) -> str:
     """The page as HTML; ``base`` is the folder the page will be written to (SVG links are relative to it)."""
     links = [("overview", "Overview"), ("ranking", "Ranking"),
              *((_slug(t.task), t.task) for t in page.tasks),
+             *([("robustness", "Robustness")] if page.robustness else []),
              ("methods", "Methods"), ("environment", "Environment"), ("reproduce", "Reproduce")]
     nav = "".join(f'<a href="#{anchor}">{_e(text)}</a>' for anchor, text in links)
     sections = [_overview(page),
@@ -223,6 +242,8 @@ def render_report(page: ReportPage, base: Path) -> str:
     for task in page.tasks:
         sections.append(_task_section(task, base, number))
         number += len(task.figures)
+    if page.robustness:
+        sections.append(_robustness(page.robustness, base, number))
     sections += [_methods(page), _environment(page), _reproduce(page)]
     generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

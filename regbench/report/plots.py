@@ -303,3 +303,28 @@ def uncertainty_panel(views: Mapping[str, SliceView], palette: Mapping[str, str]
         _colour_bar(figure, shown, grid[-1, 1], "displacement std (voxels)")
         figure.suptitle(title)
     return figure
+
+
+def robustness_plot(summary: pd.DataFrame, palette: Mapping[str, str]) -> Figure:
+    """The robustness track: per task, each method's mean accuracy against the perturbation budget, from the
+    clean pairs (budget 0) under random chains (solid) and under the adversarial chain (dashed)."""
+    tasks = list(dict.fromkeys(summary["task"]))
+    with _style():
+        figure = Figure(figsize=(4.2 * len(tasks) + 1.8, 3.6), layout="constrained")
+        axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+        for ax, task in zip(axes, tasks):
+            rows = summary[summary["task"] == task]
+            for method, own in rows.groupby("method", sort=False):
+                own = own.sort_values("budget")
+                clean = float(own["clean"].mean())
+                for kind, style in (("random", "-"), ("adversarial", "--")):
+                    ax.plot([0.0, *own["budget"]], [clean, *own[kind]], style, marker="o", markersize=3,
+                            color=palette.get(str(method), "0.4"), label=str(method) if kind == "random" else None)
+            ax.set(title=task, xlabel="budget (fraction of every bound)",
+                   ylabel=f"mean {rows['metric'].iloc[0]}" + (" (mm)" if rows["metric"].iloc[0].startswith("TRE")
+                                                               else ""))
+        handles, labels = axes[-1].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
+        figure.suptitle("Robustness: accuracy under random (solid) and adversarial (dashed) perturbation chains",
+                        x=0.02, ha="left")
+    return figure

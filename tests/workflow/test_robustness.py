@@ -41,6 +41,9 @@ def test_the_track_writes_per_pair_tables_and_the_summary(tmp_path):
         errors = table.set_index("kind")["error"]
         assert errors["adversarial"] >= errors["random"]  # the worst chain found is at least the random mean
     assert not (tmp_path / "results" / "robustness" / "cardiac_mr" / "identity.csv").exists()
+    page = (tmp_path / "results" / "report.html").read_text()
+    assert '<section id="robustness">' in page and "Robustness track" in page
+    assert (tmp_path / "results" / "plots" / "overall" / "robustness.png").is_file()
 
 
 def test_a_track_method_the_run_lacks_stops_the_plan(tmp_path):

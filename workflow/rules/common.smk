@@ -145,10 +145,8 @@ def register_runtime(wildcards):
 
 
 def final_outputs():
-    track = [results("leaderboard/robustness.csv")] if robustness_runs() else []
     return [
         results("leaderboard/overall.csv"),
         *expand(results("leaderboard/{task}.csv"), task=TASKS),
-        results("report.html"),
-        *track,
+        results("report.html"),  # with the robustness track's section where the run includes the track
     ]

@@ -63,6 +63,7 @@ rule report:
         overall=results("leaderboard/overall.csv"),
         plots=expand(results("plots/{task}"), task=TASKS),
         metrics=expand(results("metrics/{task}"), task=TASKS),
+        robustness=[results("leaderboard/robustness.csv")] if robustness_runs() else [],
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(

@@ -8,4 +8,5 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 runs = [Run(**run) for run in sm.params.runs]
 write_report(sm.params.config, dict(zip(sm.params.tasks, sm.input.boards)), sm.input.overall,
-             dict(zip(sm.params.tasks, sm.input.plots)), runs, sm.output.html, sm.output.tables, sm.output.overview)
+             dict(zip(sm.params.tasks, sm.input.plots)), runs, sm.output.html, sm.output.tables, sm.output.overview,
+             robustness=sm.input.robustness[0] if sm.input.robustness else None)
