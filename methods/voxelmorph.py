@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from regbench.advchain import AdvChain
 from regbench.cache import BoundedCache
 from regbench.dataset import Task
 from regbench.displacement import Displacement
@@ -71,6 +72,7 @@ from regbench.progress import Progress
 from regbench.spatial import compose, integrate_svf, warp
 
 SIMILARITIES = ("auto", "lncc", "mse", "mind")
+AUGMENTATIONS = ("none", "random", "adversarial")
 PROGRESS_EVERY = 50  # training steps between progress lines in the log (also one line at least every 30 s)
 
 
@@ -98,6 +100,13 @@ class VoxelMorphParams(Hyperparams):
             predicts the field there, and training compares the images there; the field is resampled to the
             full grid (``resize_disp``). 1 is the paper; 2, the CPU default, makes a step about 4 times
             cheaper on 64^3 volumes (convolutions at full resolution dominate the cost on a CPU).
+        augment: how training pairs are perturbed (``regbench.advchain``, on the network grid): ``none``;
+            ``random``, a chain drawn within the bounds for every step; ``adversarial``, that chain moved
+            ``augment_steps`` signed-gradient steps of ``augment_step`` (unconstrained parameters) up the
+            training loss first, AdvChain's inner maximisation, so the network trains on the perturbation
+            that hurts it most nearby.
+        augment_budget: the chain's budget in (0, 1] (the fraction of every bound, ``ChainBounds``).
+        augment_steps, augment_step: the inner maximisation of ``adversarial`` (AdvChain: one step).
         instance_iterations: Adam steps fine-tuning a copy of the network on each pair at registration;
             0 registers with the trained network as it is.
         prealign: align each pair with ``affine`` first (module docstring).
@@ -122,9 +131,18 @@ class VoxelMorphParams(Hyperparams):
     instance_iterations: int = 0
     prealign: bool = True
     affine: AffineParams = field(default_factory=lambda: AffineParams(factors=(4,), iterations=(100,)))
+    augment: str = "none"
+    augment_budget: float = 0.5
+    augment_steps: int = 1
+    augment_step: float = 0.5
 
     def __post_init__(self) -> None:
         check_choice(self, "similarity", SIMILARITIES)
+        check_choice(self, "augment", AUGMENTATIONS)
+        if not 0 < self.augment_budget <= 1 or self.augment_steps < 1 or self.augment_step <= 0:
+            raise RegbenchError(f"{type(self).__name__}: need 0 < augment_budget <= 1, augment_steps >= 1 and "
+                                f"augment_step > 0, got {self.augment_budget}, {self.augment_steps} and "
+                                f"{self.augment_step}")
         if self.iterations < 1 or self.downsize < 1 or self.instance_iterations < 0:
             raise RegbenchError(f"{type(self).__name__}: need iterations >= 1, downsize >= 1 and "
                                 f"instance_iterations >= 0, got {self.iterations}, {self.downsize} and "
@@ -243,8 +261,11 @@ class VoxelMorph(NetworkMethod):
         self.loss_history = []
         progress = Progress(self.params.iterations, what=f"train {self.name} on {task.name}", every=PROGRESS_EVERY)
         for _ in range(self.params.iterations):
+            fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
+            if self.params.augment != "none":
+                moving = self.augmented(fixed, moving, similarity)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, *training_pair(int(self.rng.integers(len(pairs)))), similarity)
+            loss = self.training_loss(self.net, fixed, moving, similarity)
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
@@ -276,6 +297,22 @@ class VoxelMorph(NetworkMethod):
         if initial is not None:
             labels = warp(labels, initial, padding="zeros")
         return _Prepared(image, self.network_grid(labels))
+
+    def augmented(self, fixed: _Prepared, moving: _Prepared, similarity: str) -> _Prepared:
+        """The moving training case under a random chain, or for ``adversarial`` under that chain moved up the
+        training loss (``VoxelMorphParams.augment``). The chain runs on the CPU in float64, its parameters
+        drawn from the method's generator."""
+        chain = AdvChain(tuple(moving.image.shape[2:]), budget=self.params.augment_budget).randomise_(self.rng)
+        if self.params.augment == "adversarial":
+            for _ in range(self.params.augment_steps):
+                with torch.enable_grad():  # also where the caller scores without gradients
+                    loss = self.training_loss(self.net, fixed, _perturbed(chain, moving), similarity)
+                    gradients = torch.autograd.grad(loss, list(chain.parameters()))
+                with torch.no_grad():
+                    for parameter, gradient in zip(chain.parameters(), gradients):
+                        parameter.add_(self.params.augment_step * gradient.sign())
+        with torch.no_grad():
+            return _perturbed(chain, moving)
 
     def training_loss(self, net: UNet, fixed: _Prepared, moving: _Prepared, similarity: str) -> torch.Tensor:
         """The VoxelMorph objective (module docstring) for one prepared pair and network ``net``."""
@@ -333,3 +370,13 @@ class _Prepared:
 
     image: torch.Tensor
     labels: torch.Tensor | None = None
+
+
+def _perturbed(chain: AdvChain, case: _Prepared) -> _Prepared:
+    """A prepared case under ``chain`` (on the chain's CPU float64 grid, back on the case's device and dtype);
+    soft labels move with the chain's geometric part, so the Dice term stays true."""
+    image = chain.apply(case.image.to("cpu", torch.float64)).to(case.image)
+    if case.labels is None:
+        return _Prepared(image)
+    labels = warp(case.labels.to("cpu", torch.float64), chain.geometric_disp(), padding="zeros")
+    return _Prepared(image, labels.to(case.labels))

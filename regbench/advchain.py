@@ -38,6 +38,9 @@ evaluation), they match the fixed labels within 0.01 Dice of the unperturbed pai
 (one structure 70 voxels across at 96^2), but small structures lose more: on blob phantoms with the true field
 giving Dice 1.0 before, 0.97 after for structures about 10 voxels across (96^2), 0.88 at 32^2 and 0.83 at 20^3.
 ``regbench.robustness`` therefore scores registrations of perturbed pairs on the original pair.
+
+It lives in the core, beside ``spatial``, because both sides use it: the robustness track perturbs test pairs,
+and the learning methods perturb training pairs (adversarial augmentation), and methods may not import tasks.
 """
 
 from __future__ import annotations

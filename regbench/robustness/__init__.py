@@ -5,7 +5,7 @@ can break a method. It sits on top of methods, metrics and tasks, like ``regbenc
 - ``search``: random chains, CMA-ES for every method, and the records of the track;
 - ``gradient``: gradient ascent through networks that implement ``differentiable_forward``.
 
-The perturbation chain itself is ``regbench.tasks.advchain``.
+The perturbation chain itself is ``regbench.advchain``.
 """
 
 from regbench.robustness.gradient import Differentiable

@@ -6,7 +6,7 @@ geometric displacement g leads from a fixed voxel to the original moving image: 
 is the same as scoring u' against the perturbed pair's exact ground truth, with one nearest-neighbour label
 resampling as on clean pairs. Scoring the perturbed pair's own label map instead would add a second one,
 which costs a perfect registration 0.01 (organ-sized structures) to 0.1 (structures a few voxels across) of
-Dice (``regbench.tasks.advchain``) and would blur robustness with resampling. Distances (TRE, displacement
+Dice (``regbench.advchain``) and would blur robustness with resampling. Distances (TRE, displacement
 error) are therefore in mm of the original moving image.
 
 Two numbers per registration:
@@ -33,7 +33,7 @@ from regbench.metrics.displacement_error import displacement_error_mm, evaluatio
 from regbench.metrics.tre import tre_mm
 from regbench.metrics.warp import warp_labels_nearest
 from regbench.pair import Pair
-from regbench.tasks.advchain import AdvChain
+from regbench.advchain import AdvChain
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The robustness track's searches: how much a bounded perturbation of the moving image costs a method.
 
-For one method, one pair and one budget (``regbench.tasks.advchain``):
+For one method, one pair and one budget (``regbench.advchain``):
 
 - **random**: ``draws`` chains drawn uniformly within the bounds; their mean accuracy is the typical cost;
 - **adversarial**: the chain that maximises the method's error (``scoring``), the worst for the method of
@@ -37,7 +37,7 @@ from regbench.method import Method
 from regbench.pair import Pair
 from regbench.robustness.gradient import Differentiable, gradient_search
 from regbench.robustness.scoring import Score, check_scorable, score_perturbed, score_registration
-from regbench.tasks.advchain import AdvChain, ChainBounds, perturb_pair
+from regbench.advchain import AdvChain, ChainBounds, perturb_pair
 
 SEARCHES = ("random", "cma-es", "gradient")
 

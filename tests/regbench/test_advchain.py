@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 
 from regbench.pair import Pair
-from regbench.tasks.advchain import (INVERSE_ITERATIONS, AdvChain, ChainBounds, bspline_weights, perturb_pair,
+from regbench.advchain import (INVERSE_ITERATIONS, AdvChain, ChainBounds, bspline_weights, perturb_pair,
                                      perturbed_truth)
 
 BUDGETS = (0.0, 0.3, 1.0)

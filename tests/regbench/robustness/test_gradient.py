@@ -11,7 +11,7 @@ from regbench.displacement import Displacement
 from regbench.registry import get_method
 from regbench.robustness.gradient import Differentiable, surrogate_error
 from regbench.robustness.scoring import score_perturbed
-from regbench.tasks.advchain import AdvChain
+from regbench.advchain import AdvChain
 
 NETWORKS = ("voxelmorph", "gradirn", "vrnet", "csain")
 

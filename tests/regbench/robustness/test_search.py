@@ -8,7 +8,7 @@ import pytest
 
 from regbench.registry import get_method
 from regbench.robustness.search import ChainObjective, SearchSettings, cma_search, robustness_records, search_budget
-from regbench.tasks.advchain import AdvChain
+from regbench.advchain import AdvChain
 
 SMALL = SearchSettings(draws=3, evaluations=12, popsize=4)
 
