@@ -146,8 +146,14 @@ def folder_spec(folder: str | Path, *, path: Path | None = None, description: st
 
 def _yaml_folder_spec(path: Path, raw: dict[str, Any]) -> TaskSpec:
     """A task YAML whose ``source`` is a Learn2Reg folder (relative to the YAML); the json gives the name."""
-    folder = path.parent / str(raw["source"])
-    if not folder.is_dir():
+    if not isinstance(raw["source"], str):
+        raise DatasetError(path, f"source must be 'synthetic' or the path of a Learn2Reg folder, got {raw['source']!r}")
+    folder = path.parent / raw["source"]
+    try:
+        is_folder = folder.is_dir()
+    except OSError as err:  # e.g. a name too long for the file system
+        raise DatasetError(path, f"source {raw['source']!r} is not a usable path ({err.strerror})") from err
+    if not is_folder:
         raise DatasetError(path, f"source {raw['source']!r} is not a folder (looked for {folder})")
     spec = folder_spec(folder, path=path, description=raw.get("description"), anatomy=raw.get("anatomy"))
     if raw.get("name") not in (None, spec.name):

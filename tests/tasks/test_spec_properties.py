@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,3 +49,16 @@ def test_a_valid_yaml_with_any_value_changed_loads_or_is_named(tmp_path, changes
     scales = {**BUILT_IN["scales"], scale: {**BUILT_IN["scales"][scale], key: value}}
     _load_or_named(tmp_path / "task.yaml", yaml.safe_dump({**BUILT_IN, "scales": scales}).encode())
     _load_or_named(tmp_path / "task.yaml", yaml.safe_dump({**BUILT_IN, **changes}).encode())
+
+
+@pytest.mark.parametrize("source", ["{a: [1, 2]}", "[1, 2]", "'" + "x" * 5000 + "'"],
+                         ids=["mapping", "list", "name-too-long"])
+def test_a_source_that_is_no_usable_path_is_named(tmp_path, source):
+    # found by the property above: a mapping as source became a path too long for the file system (OSError)
+    with pytest.raises(DatasetError, match="source"):
+        load_spec(_written(tmp_path / "task.yaml", f"source: {source}\n"))
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
