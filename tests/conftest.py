@@ -10,6 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from regbench.dataset import Task, read_dataset  # noqa: E402
 from regbench.tasks.generate import make_task  # noqa: E402
@@ -119,3 +120,12 @@ def mean_dice():
         return case_mean(dice_per_label(fixed, moving, warp_labels_nearest(moving, disp.data), labels))
 
     return score
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (numbers repeat exactly only at a fixed thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

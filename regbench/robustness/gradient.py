@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from regbench import spatial
+from regbench.advchain import AdvChain, perturb_pair
 from regbench.displacement import Displacement
 from regbench.method import Method
 from regbench.methods.components.overlap import one_hot, soft_dice_loss
 from regbench.metrics.displacement_error import evaluation_region
 from regbench.pair import Pair
 from regbench.robustness.scoring import Score, back_to_moving, fixed_labels
-from regbench.advchain import AdvChain, perturb_pair
 
 _NORM_EPS = 1e-12  # keeps the gradient of a length finite where it is zero
 

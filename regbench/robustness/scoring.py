@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from regbench import spatial
+from regbench.advchain import AdvChain
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.metrics.dice import case_mean, dice_per_label
@@ -33,7 +34,6 @@ from regbench.metrics.displacement_error import displacement_error_mm, evaluatio
 from regbench.metrics.tre import tre_mm
 from regbench.metrics.warp import warp_labels_nearest
 from regbench.pair import Pair
-from regbench.advchain import AdvChain
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 import cma
 import numpy as np
 
+from regbench.advchain import AdvChain, ChainBounds, perturb_pair
 from regbench.displacement import Displacement
 from regbench.method import Method
 from regbench.pair import Pair
 from regbench.robustness.gradient import Differentiable, gradient_search
 from regbench.robustness.scoring import Score, check_scorable, score_perturbed, score_registration
-from regbench.advchain import AdvChain, ChainBounds, perturb_pair
 
 SEARCHES = ("random", "cma-es", "gradient")
 

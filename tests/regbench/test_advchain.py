@@ -10,22 +10,16 @@ import pytest
 import torch
 from scipy import ndimage
 
-from regbench.pair import Pair
 from regbench.advchain import (INVERSE_ITERATIONS, AdvChain, ChainBounds, bspline_weights, perturb_pair,
                                      perturbed_truth)
+from regbench.pair import Pair
 
 BUDGETS = (0.0, 0.3, 1.0)
 SHAPES = {2: (20, 24), 3: (12, 14, 10)}
 SPACINGS = {2: (1.0, 1.5), 3: (1.0, 1.5, 0.8)}
 NOTHING = ChainBounds(bias=0, gamma=0, contrast=0, noise=0, rotation=0, scale=0, shift=0, elastic=0)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _image(ndim: int, seed: int = 0) -> torch.Tensor:

@@ -1,14 +1,8 @@
-"""One torch thread for the robustness tests (another benchmark may be timing on the other core)."""
-
-from __future__ import annotations
+"""Every robustness test runs torch on one thread (tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(threads)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from regbench.advchain import AdvChain
 from regbench.displacement import Displacement
 from regbench.registry import get_method
 from regbench.robustness.gradient import Differentiable, surrogate_error
 from regbench.robustness.scoring import score_perturbed
-from regbench.advchain import AdvChain
 
 NETWORKS = ("voxelmorph", "gradirn", "vrnet", "csain")
 

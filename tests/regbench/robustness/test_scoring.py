@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from regbench.advchain import AdvChain, perturb_pair
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.pair import Pair
 from regbench.robustness.scoring import score_perturbed, score_registration
-from regbench.advchain import AdvChain, perturb_pair
 
 
 def _keypoints(pair: Pair, truth: Displacement) -> Pair:

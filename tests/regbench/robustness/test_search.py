@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from regbench.advchain import AdvChain
 from regbench.registry import get_method
 from regbench.robustness.search import ChainObjective, SearchSettings, cma_search, robustness_records, search_budget
-from regbench.advchain import AdvChain
 
 SMALL = SearchSettings(draws=3, evaluations=12, popsize=4)
 
