@@ -11,6 +11,7 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench import methods
@@ -53,6 +54,15 @@ def get_method(name: str, *, scale: str = "default", seed: int = 0, threads: int
                device: str | torch.device = "cpu", **overrides: Any) -> Method:
     """A ready method: ``method_class(name).configure(...)`` with the scale's preset and config overrides."""
     return method_class(name).configure(scale=scale, seed=seed, threads=threads, device=device, **overrides)
+
+
+def loaded_method(name: str, model: str | Path | None, **configure: Any) -> Method:
+    """``get_method(name, **configure)`` with the trained state at ``model`` loaded (None: a classic method,
+    nothing to load): what the workflow's jobs that register run."""
+    method = get_method(name, **configure)
+    if model:
+        method.load(model)
+    return method
 
 
 def config_overrides(config: Mapping[str, Any], task: str | None, method: str) -> dict[str, Any]:

@@ -4,13 +4,11 @@ import logging
 from pathlib import Path
 
 from regbench.dataset import read_dataset
-from regbench.registry import get_method
+from regbench.registry import loaded_method
 from regbench.runner import register_split
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.seed, threads=sm.threads,
-                    device=sm.params.device, **sm.params.overrides)
-if sm.input.model:
-    method.load(sm.input.model)
+method = loaded_method(sm.wildcards.method, sm.input.model, scale=sm.params.scale, seed=sm.params.seed,
+                       threads=sm.threads, device=sm.params.device, **sm.params.overrides)
 register_split(method, read_dataset(sm.input.dataset), Path(sm.output[0]), split=sm.params.split)

@@ -5,16 +5,14 @@ from pathlib import Path
 
 from regbench import io
 from regbench.dataset import read_dataset
-from regbench.registry import get_method
+from regbench.registry import loaded_method
 from regbench.robustness import SearchSettings
 from regbench.robustness.track import robustness_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.seed, threads=sm.threads,
-                    device=sm.params.device, **sm.params.overrides)
-if sm.input.model:
-    method.load(sm.input.model)
+method = loaded_method(sm.wildcards.method, sm.input.model, scale=sm.params.scale, seed=sm.params.seed,
+                       threads=sm.threads, device=sm.params.device, **sm.params.overrides)
 track = sm.params.track
 table = robustness_table(method, read_dataset(sm.input.dataset), split=sm.params.split, pairs=track["pairs"],
                          budgets=track["budgets"], settings=SearchSettings(draws=track["draws"],
