@@ -259,11 +259,13 @@ class VoxelMorph(NetworkMethod):
         self.net = self.build(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
+        chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         progress = Progress(self.params.iterations, what=f"train {self.name} on {task.name}", every=PROGRESS_EVERY)
         for _ in range(self.params.iterations):
             fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
             if self.params.augment != "none":
-                moving = self.augmented(fixed, moving, similarity)
+                chain = chain or AdvChain(tuple(moving.image.shape[2:]), budget=self.params.augment_budget)
+                moving = self.augmented(chain, fixed, moving, similarity)
             optimiser.zero_grad()
             loss = self.training_loss(self.net, fixed, moving, similarity)
             loss.backward()
@@ -298,11 +300,11 @@ class VoxelMorph(NetworkMethod):
             labels = warp(labels, initial, padding="zeros")
         return _Prepared(image, self.network_grid(labels))
 
-    def augmented(self, fixed: _Prepared, moving: _Prepared, similarity: str) -> _Prepared:
-        """The moving training case under a random chain, or for ``adversarial`` under that chain moved up the
-        training loss (``VoxelMorphParams.augment``). The chain runs on the CPU in float64, its parameters
-        drawn from the method's generator."""
-        chain = AdvChain(tuple(moving.image.shape[2:]), budget=self.params.augment_budget).randomise_(self.rng)
+    def augmented(self, chain: AdvChain, fixed: _Prepared, moving: _Prepared, similarity: str) -> _Prepared:
+        """The moving training case under ``chain`` redrawn at random, or for ``adversarial`` under that chain
+        moved up the training loss (``VoxelMorphParams.augment``). The chain (on the moving grid) runs on the
+        CPU in float64, its parameters drawn from the method's generator."""
+        chain.randomise_(self.rng)
         if self.params.augment == "adversarial":
             for _ in range(self.params.augment_steps):
                 with torch.enable_grad():  # also where the caller scores without gradients

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from regbench.advchain import AdvChain
 from regbench.dataset import describe, image_relpath, read_dataset, write_dataset
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
@@ -180,12 +181,13 @@ def test_the_adversarial_chain_raises_the_training_loss_above_the_random_one(blo
     method.load_state_dict(trained.state_dict())
     pair = task.load_pair(_training_ids()[0])
     fixed, moving = (method.prepare(case, [], pair.id) for case in (pair.fixed, pair.moving))
+    chain = AdvChain(tuple(moving.image.shape[2:]), budget=method.params.augment_budget)
     losses = {}
     for augment in ("random", "adversarial"):
         method.params = method.params.replace(augment=augment)
         method.rng = np.random.default_rng(0)  # the same random chain is the adversarial search's start
         with torch.no_grad():
-            losses[augment] = method.training_loss(method.net, fixed, method.augmented(fixed, moving, "lncc"),
+            losses[augment] = method.training_loss(method.net, fixed, method.augmented(chain, fixed, moving, "lncc"),
                                                    "lncc").item()
     assert losses["adversarial"] > losses["random"], losses
 
