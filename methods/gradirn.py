@@ -44,6 +44,11 @@ reference's full-resolution finest level costs twice as much per 3D step). On de
 test Dice goes from 0.45 (identity) and 0.60 (untrained: plain unrolled SSD descent) to 0.96 (factors
 (4, 2, 1) and 300 steps: also 0.96; with 8 channels 0.89; global NCC with lambda 0.1: 0.94). On brain_mr:
 0.70 (identity), 0.735 (untrained), 0.755 (trained).
+
+Augmentation (``augment``, ``methods/components/augmentation.py``): the moving image of each training pair,
+normalised and on the full grid, goes through an AdvChain drawn at random (or moved up the loss above:
+``adversarial``) before its pyramid and features are computed, so every level sees the same perturbation.
+Training then keeps the normalised full-grid image of every cached case besides its pyramid.
 """
 
 from __future__ import annotations
@@ -58,11 +63,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from regbench.advchain import AdvChain
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice, similarity_by_modality
+from regbench.method import Capabilities, NetworkMethod, Resources, check_choice, similarity_by_modality
+from regbench.methods.components.augmentation import AugmentParams, augmented_moving
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid, resize_disp
@@ -77,7 +84,7 @@ Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class GraDIRNParams(Hyperparams):
+class GraDIRNParams(AugmentParams):
     """Hyperparameters of ``gradirn``.
 
     Attributes:
@@ -100,6 +107,10 @@ class GraDIRNParams(Hyperparams):
         window: LNCC window width in voxels of each level, for ``lncc``.
         mind_radius: MIND-SSC patch radius (voxels), for ``mind``.
         mind_dilation: MIND-SSC neighbour distance (voxels).
+        augment, augment_budget, augment_steps, augment_step: training-pair augmentation
+            (``methods/components/augmentation.py``, ``AugmentParams``): ``none``, or the moving image
+            (normalised, full grid, before the pyramid) under an AdvChain drawn at ``random`` every step, or
+            moved ``augment_steps`` signed-gradient steps up the training loss first (``adversarial``).
     """
 
     factors: tuple[int, ...] = (8, 4, 2)
@@ -119,6 +130,7 @@ class GraDIRNParams(Hyperparams):
     def __post_init__(self) -> None:
         check_pyramid(self, self.factors, self.repeats)
         check_choice(self, "similarity", SIMILARITIES)
+        super().__post_init__()
         if min(self.repeats) < 1 or self.layers < 2 or self.channels < 1 or self.iterations < 1:
             raise RegbenchError(f"{type(self).__name__}: need repeats >= 1, layers >= 2, channels >= 1 and "
                                 f"iterations >= 1, got {self.repeats}, {self.layers}, {self.channels} and "
@@ -270,8 +282,15 @@ class GraDIRN(NetworkMethod):
     def pyramid(self, image: Image | torch.Tensor, similarity: str) -> list[Level]:
         """An image (or a (1, 1, *spatial) tensor of its intensities) as the network sees it: normalised to
         [0, 1], at every pyramid level, with its features."""
-        tensor = image if isinstance(image, torch.Tensor) else self.to_tensor(image)
-        images = image_pyramid(normalise_intensity(tensor), self.params.factors)
+        return self.levels(self.normalised(image), similarity)
+
+    def normalised(self, image: Image | torch.Tensor) -> torch.Tensor:
+        """An image (or a (1, 1, *spatial) tensor of its intensities) normalised to [0, 1], on its own grid."""
+        return normalise_intensity(image if isinstance(image, torch.Tensor) else self.to_tensor(image))
+
+    def levels(self, normalised: torch.Tensor, similarity: str) -> list[Level]:
+        """A normalised image (1, 1, *spatial) at every pyramid level, with its features."""
+        images = image_pyramid(normalised, self.params.factors)
         if similarity != "mind":
             return [Level(level, level) for level in images]
         radius, dilation = self.params.mind_radius, self.params.mind_dilation
@@ -290,21 +309,47 @@ class GraDIRN(NetworkMethod):
     def fit(self, task: Task, pairs: Sequence[Pair], workdir: Path) -> None:
         """Adam on one random training pair per step; the loss of every step goes to ``workdir``.
 
-        Each training case is prepared (normalised, pyramid, features) once and kept in memory.
+        Each training case is prepared (normalised, pyramid, features) once and kept in memory; with
+        ``augment`` its normalised full-grid image too, which the chain perturbs before the moving pyramid is
+        rebuilt for the step.
         """
         first = pairs[0]
         similarity = self.similarity_name(first)
-        training_pair = self.prepared_pairs(pairs, functools.partial(self.pyramid, similarity=similarity))
+        augmenting = self.params.augmenting
+
+        def prepare(image: Image) -> _TrainingCase:
+            normalised = self.normalised(image)
+            return _TrainingCase(self.levels(normalised, similarity), normalised if augmenting else None)
+
+        training_pair = self.prepared_pairs(pairs, prepare)
         self.net = self.build(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
+        chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         for _ in range(self.params.iterations):
+            fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
+            levels = moving.levels
+            if moving.normalised is not None:
+                chain = chain or self.params.chain(moving.normalised.shape[2:])
+                levels = self.augmented(chain, fixed.levels, moving.normalised, similarity)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, *training_pair(int(self.rng.integers(len(pairs)))), similarity)
+            loss = self.training_loss(self.net, fixed.levels, levels, similarity)
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
         self.write_loss_log(workdir)
+
+    def augmented(self, chain: AdvChain, fixed: Sequence[Level], moving: torch.Tensor,
+                  similarity: str) -> list[Level]:
+        """The pyramid of the normalised moving training image (1, 1, *grid) under ``chain`` redrawn at random,
+        or for ``adversarial`` under that chain moved up the training loss (``augmented_moving``); the chain
+        runs on the CPU in float64, its parameters drawn from the method's generator."""
+        perturbed = augmented_moving(
+            chain, moving, lambda image: self.training_loss(self.net, fixed, self.levels(image, similarity),
+                                                            similarity),
+            self.rng, self.params)
+        with torch.no_grad():
+            return self.levels(perturbed, similarity)
 
     # Registration --------------------------------------------------------------------------------------------
 
@@ -350,3 +395,11 @@ class GraDIRN(NetworkMethod):
                     energies.append(dissimilarity(fixed[-1].features, warped))
         return np.array([e.item() for e in energies])
 
+
+@dataclass(frozen=True, eq=False)
+class _TrainingCase:
+    """A training case as ``fit`` keeps it: its pyramid and, when augmenting, its normalised image (1, 1, *grid)
+    on the full grid, which the chain perturbs."""
+
+    levels: list[Level]
+    normalised: torch.Tensor | None = None

@@ -58,8 +58,9 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice, similarity_by_modality
+from regbench.method import Capabilities, NetworkMethod, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
+from regbench.methods.components.augmentation import AugmentParams, augmented_moving, perturbed_image
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.overlap import one_hot, soft_dice_loss
@@ -72,12 +73,11 @@ from regbench.progress import Progress
 from regbench.spatial import compose, integrate_svf, warp
 
 SIMILARITIES = ("auto", "lncc", "mse", "mind")
-AUGMENTATIONS = ("none", "random", "adversarial")
 PROGRESS_EVERY = 50  # training steps between progress lines in the log (also one line at least every 30 s)
 
 
 @dataclass(frozen=True)
-class VoxelMorphParams(Hyperparams):
+class VoxelMorphParams(AugmentParams):
     """Hyperparameters of ``voxelmorph``.
 
     Attributes:
@@ -100,13 +100,10 @@ class VoxelMorphParams(Hyperparams):
             predicts the field there, and training compares the images there; the field is resampled to the
             full grid (``resize_disp``). 1 is the paper; 2, the CPU default, makes a step about 4 times
             cheaper on 64^3 volumes (convolutions at full resolution dominate the cost on a CPU).
-        augment: how training pairs are perturbed (``regbench.advchain``, on the network grid): ``none``;
-            ``random``, a chain drawn within the bounds for every step; ``adversarial``, that chain moved
-            ``augment_steps`` signed-gradient steps of ``augment_step`` (unconstrained parameters) up the
-            training loss first, AdvChain's inner maximisation, so the network trains on the perturbation
-            that hurts it most nearby.
-        augment_budget: the chain's budget in (0, 1] (the fraction of every bound, ``ChainBounds``).
-        augment_steps, augment_step: the inner maximisation of ``adversarial`` (AdvChain: one step).
+        augment, augment_budget, augment_steps, augment_step: training-pair augmentation
+            (``methods/components/augmentation.py``, ``AugmentParams``): ``none``, or the moving image on the
+            network grid under an AdvChain drawn at ``random`` every step, or moved up the training loss first
+            (``adversarial``); training labels of the Dice term move with the chain's geometry.
         instance_iterations: Adam steps fine-tuning a copy of the network on each pair at registration;
             0 registers with the trained network as it is.
         prealign: align each pair with ``affine`` first (module docstring).
@@ -131,18 +128,10 @@ class VoxelMorphParams(Hyperparams):
     instance_iterations: int = 0
     prealign: bool = True
     affine: AffineParams = field(default_factory=lambda: AffineParams(factors=(4,), iterations=(100,)))
-    augment: str = "none"
-    augment_budget: float = 0.5
-    augment_steps: int = 1
-    augment_step: float = 0.5
 
     def __post_init__(self) -> None:
         check_choice(self, "similarity", SIMILARITIES)
-        check_choice(self, "augment", AUGMENTATIONS)
-        if not 0 < self.augment_budget <= 1 or self.augment_steps < 1 or self.augment_step <= 0:
-            raise RegbenchError(f"{type(self).__name__}: need 0 < augment_budget <= 1, augment_steps >= 1 and "
-                                f"augment_step > 0, got {self.augment_budget}, {self.augment_steps} and "
-                                f"{self.augment_step}")
+        super().__post_init__()
         if self.iterations < 1 or self.downsize < 1 or self.instance_iterations < 0:
             raise RegbenchError(f"{type(self).__name__}: need iterations >= 1, downsize >= 1 and "
                                 f"instance_iterations >= 0, got {self.iterations}, {self.downsize} and "
@@ -263,8 +252,8 @@ class VoxelMorph(NetworkMethod):
         progress = Progress(self.params.iterations, what=f"train {self.name} on {task.name}", every=PROGRESS_EVERY)
         for _ in range(self.params.iterations):
             fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
-            if self.params.augment != "none":
-                chain = chain or AdvChain(tuple(moving.image.shape[2:]), budget=self.params.augment_budget)
+            if self.params.augmenting:
+                chain = chain or self.params.chain(moving.image.shape[2:])
                 moving = self.augmented(chain, fixed, moving, similarity)
             optimiser.zero_grad()
             loss = self.training_loss(self.net, fixed, moving, similarity)
@@ -302,19 +291,10 @@ class VoxelMorph(NetworkMethod):
 
     def augmented(self, chain: AdvChain, fixed: _Prepared, moving: _Prepared, similarity: str) -> _Prepared:
         """The moving training case under ``chain`` redrawn at random, or for ``adversarial`` under that chain
-        moved up the training loss (``VoxelMorphParams.augment``). The chain (on the moving grid) runs on the
-        CPU in float64, its parameters drawn from the method's generator."""
-        chain.randomise_(self.rng)
-        if self.params.augment == "adversarial":
-            for _ in range(self.params.augment_steps):
-                with torch.enable_grad():  # also where the caller scores without gradients
-                    loss = self.training_loss(self.net, fixed, _perturbed(chain, moving), similarity)
-                    gradients = torch.autograd.grad(loss, list(chain.parameters()))
-                with torch.no_grad():
-                    for parameter, gradient in zip(chain.parameters(), gradients):
-                        parameter.add_(self.params.augment_step * gradient.sign())
-        with torch.no_grad():
-            return _perturbed(chain, moving)
+        moved up the training loss (``augmented_moving``), its labels moved with it. The chain (on the moving
+        grid) runs on the CPU in float64, its parameters drawn from the method's generator."""
+        return augmented_moving(chain, moving, lambda case: self.training_loss(self.net, fixed, case, similarity),
+                                self.rng, self.params, perturb=_perturbed)
 
     def training_loss(self, net: UNet, fixed: _Prepared, moving: _Prepared, similarity: str) -> torch.Tensor:
         """The VoxelMorph objective (module docstring) for one prepared pair and network ``net``."""
@@ -377,7 +357,7 @@ class _Prepared:
 def _perturbed(chain: AdvChain, case: _Prepared) -> _Prepared:
     """A prepared case under ``chain`` (on the chain's CPU float64 grid, back on the case's device and dtype);
     soft labels move with the chain's geometric part, so the Dice term stays true."""
-    image = chain.apply(case.image.to("cpu", torch.float64)).to(case.image)
+    image = perturbed_image(chain, case.image)
     if case.labels is None:
         return _Prepared(image)
     labels = warp(case.labels.to("cpu", torch.float64), chain.geometric_disp(), padding="zeros")

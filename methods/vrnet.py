@@ -59,6 +59,10 @@ accuracy (cardiac_mr 0.928 / 0.912, brain_mr 0.774). Tried on cardiac_mr: the fu
 0.881, where theta 0.1 raises HD95 and theta 0.01 folds (SDlogJ 1.0, 5 % of voxels), the point-wise step
 then dominating the field; LNCC 0.940 (one seed); the L1 term 0.948 / 0.936, and 0.799 on brain_mr, better
 than L2 on both tasks, but L2 stays the default as in the reference code.
+
+Augmentation (``augment``, ``methods/components/augmentation.py``): the moving image of each training pair, as
+the network sees it (normalised, on the network grid), goes through an AdvChain drawn at random, or moved up the
+training loss above (``adversarial``), before the step.
 """
 
 from __future__ import annotations
@@ -72,11 +76,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from regbench.advchain import AdvChain
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources, check_choice
+from regbench.method import Capabilities, NetworkMethod, Resources, check_choice
+from regbench.methods.components.augmentation import AugmentParams, augmented_moving
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.pyramid import downsample_image, resize_disp
 from regbench.methods.components.regularisers import diffusion_loss
@@ -192,7 +198,7 @@ class VRNetwork(nn.Module):
 
 
 @dataclass(frozen=True)
-class VRNetParams(Hyperparams):
+class VRNetParams(AugmentParams):
     """Hyperparameters of ``vrnet``.
 
     Attributes:
@@ -211,6 +217,10 @@ class VRNetParams(Hyperparams):
         smoothness: lambda, weight of the mean squared forward difference of the final field (voxels).
         downsize: the network works on a grid this many times coarser (``downsample_image``) and its field is
             resampled to the full grid (``resize_disp``); 1 is the reference.
+        augment, augment_budget, augment_steps, augment_step: training-pair augmentation
+            (``methods/components/augmentation.py``, ``AugmentParams``): ``none``, or the moving image on the
+            network grid under an AdvChain drawn at ``random`` every step, or moved ``augment_steps``
+            signed-gradient steps up the training loss first (``adversarial``).
     """
 
     encoder: tuple[int, ...] = (8, 16, 16, 16)
@@ -230,6 +240,7 @@ class VRNetParams(Hyperparams):
     def __post_init__(self) -> None:
         check_choice(self, "data_term", DATA_TERMS)
         check_choice(self, "similarity", SIMILARITIES)
+        super().__post_init__()
         if self.cascades < 0 or self.ic_steps < 1 or self.iterations < 1 or self.downsize < 1:
             raise RegbenchError(f"{type(self).__name__}: need cascades >= 0, ic_steps >= 1, iterations >= 1 and "
                                 f"downsize >= 1, got {self.cascades}, {self.ic_steps}, {self.iterations} and "
@@ -301,13 +312,25 @@ class VRNet(NetworkMethod):
         self.net = self.build(pairs[0].ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
+        chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         for _ in range(self.params.iterations):
+            fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
+            if self.params.augmenting:
+                chain = chain or self.params.chain(moving.shape[2:])
+                moving = self.augmented(chain, fixed, moving)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, *training_pair(int(self.rng.integers(len(pairs)))))
+            loss = self.training_loss(self.net, fixed, moving)
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
         self.write_loss_log(workdir)
+
+    def augmented(self, chain: AdvChain, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """The moving training image (1, 1, *network grid) under ``chain`` redrawn at random, or for
+        ``adversarial`` under that chain moved up the training loss (``augmented_moving``); the chain runs on
+        the CPU in float64, its parameters drawn from the method's generator."""
+        return augmented_moving(chain, moving, lambda image: self.training_loss(self.net, fixed, image), self.rng,
+                                self.params)
 
     # Registration --------------------------------------------------------------------------------------------
 

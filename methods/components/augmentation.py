@@ -1,0 +1,110 @@
+"""Random and adversarial augmentation of training pairs with AdvChain, shared by the learning methods.
+
+Chen et al., "Enhancing MR image segmentation with realistic adversarial data augmentation", MedIA 2022,
+doi:10.1016/j.media.2022.102597. A method's hyperparameters mix in ``AugmentParams``, which adds four plain
+top-level settings (so ``overrides: {gradirn: {augment: adversarial}}`` reaches them like any other):
+
+- ``augment``: ``none``; ``random``, the moving image of every training pair goes through an AdvChain
+  (``regbench.advchain``) drawn uniformly within its bounds for that step; ``adversarial``, that draw is first
+  moved ``augment_steps`` signed-gradient steps of ``augment_step`` (in the chain's unconstrained parameters)
+  up the method's own training loss, AdvChain's inner maximisation, so the network trains on the perturbation
+  that hurts it most nearby;
+- ``augment_budget``: the chain's budget in (0, 1], the fraction of every bound (``ChainBounds``).
+
+Training builds one chain per run (``AugmentParams.chain``; training images share one grid) and every step
+replaces the moving image of the drawn pair by ``augmented_moving``. The inner maximisation differentiates the
+loss with respect to the chain's parameters only: the network's weights get no gradient from it and the caller's
+optimiser sees only the loss on the final perturbed pair. Draws come from the generator passed in (the
+method's ``rng``), so a seeded run is reproducible. The chain runs on the CPU in float64, as AdvChain does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from regbench.advchain import AdvChain
+from regbench.errors import RegbenchError
+from regbench.method import Hyperparams, check_choice
+
+AUGMENTATIONS = ("none", "random", "adversarial")
+
+Moving = TypeVar("Moving")
+
+
+@dataclass(frozen=True)
+class AugmentParams(Hyperparams):
+    """The augmentation settings a learning method's hyperparameters inherit (module docstring).
+
+    A subclass that has a ``__post_init__`` of its own calls ``super().__post_init__()`` in it.
+
+    Attributes:
+        augment: ``none``, ``random`` or ``adversarial``.
+        augment_budget: the chain's budget in (0, 1] (the fraction of every bound, ``ChainBounds``).
+        augment_steps, augment_step: the inner maximisation of ``adversarial``: signed-gradient steps and their
+            size in the unconstrained parameters (AdvChain: one step).
+    """
+
+    augment: str = "none"
+    augment_budget: float = 0.5
+    augment_steps: int = 1
+    augment_step: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_choice(self, "augment", AUGMENTATIONS)
+        if not 0 < self.augment_budget <= 1 or self.augment_steps < 1 or self.augment_step <= 0:
+            raise RegbenchError(f"{type(self).__name__}: need 0 < augment_budget <= 1, augment_steps >= 1 and "
+                                f"augment_step > 0, got {self.augment_budget}, {self.augment_steps} and "
+                                f"{self.augment_step}")
+
+    @property
+    def augmenting(self) -> bool:
+        """Whether training pairs are perturbed at all."""
+        return self.augment != "none"
+
+    def chain(self, shape: Sequence[int]) -> AdvChain:
+        """A chain of the moving training grid ``shape`` at ``augment_budget`` (parameters at the identity)."""
+        return AdvChain(tuple(shape), budget=self.augment_budget)
+
+
+def perturbed_image(chain: AdvChain, image: torch.Tensor) -> torch.Tensor:
+    """An image (1, 1, *chain.shape) under ``chain``: computed on the chain's CPU float64 grid and returned on the
+    image's device and dtype; differentiable in the chain's parameters."""
+    return chain.apply(image.to("cpu", torch.float64)).to(image)
+
+
+def augmented_moving(chain: AdvChain, moving: Moving, loss_of_moving: Callable[[Moving], torch.Tensor],
+                     rng: np.random.Generator, settings: AugmentParams, *,
+                     perturb: Callable[[AdvChain, Moving], Moving] | None = None) -> Moving:
+    """The moving training image under ``chain`` redrawn from ``rng``, or for ``adversarial`` under that draw
+    moved up ``loss_of_moving`` (module docstring). ``chain`` is left at the parameters used.
+
+    Args:
+        chain: the run's chain, on the moving image's grid; redrawn in place.
+        moving: the moving image (1, 1, *grid) as the network sees it, or whatever ``perturb`` takes.
+        loss_of_moving: the method's training loss of the pair with this moving image (differentiable in it);
+            called only for ``adversarial``, with autograd on even where the caller has it off.
+        rng: the generator of the draw (the method's ``rng``).
+        settings: ``augment``, ``augment_steps`` and ``augment_step``.
+        perturb: ``moving`` under a chain; default ``perturbed_image``. A method whose training cases carry
+            more than the image (label maps that must move with the geometry) passes its own.
+
+    Returns:
+        ``perturb(chain, moving)`` computed without gradients.
+    """
+    apply: Callable[[AdvChain, Any], Any] = perturbed_image if perturb is None else perturb
+    chain.randomise_(rng)
+    if settings.augment == "adversarial":
+        for _ in range(settings.augment_steps):
+            with torch.enable_grad():  # also where the caller scores without gradients
+                loss = loss_of_moving(apply(chain, moving))
+                gradients = torch.autograd.grad(loss, list(chain.parameters()))
+            with torch.no_grad():
+                for parameter, gradient in zip(chain.parameters(), gradients):
+                    parameter.add_(settings.augment_step * gradient.sign())
+    with torch.no_grad():
+        return apply(chain, moving)
