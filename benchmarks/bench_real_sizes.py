@@ -28,9 +28,14 @@ that runs past ``--timeout-min`` is killed and recorded as "timed out"; one whos
 ``--mem-limit-gib`` (capped below the machine's memory) or that leaves the machine almost without free
 memory is killed and recorded as such.
 
+``--preset paper`` measures the paper presets instead, which ``Resources.paper`` declares and the workflow
+sizes paper-scale jobs from (``regbench.job_costs``): training runs 1 and then ``PAPER_STEPS`` steps, giving the
+CPU cost of a step and the fixed cost beside it; ``oasis_eighth`` (OASIS's field of view at 2 mm, an eighth of
+its voxels) serves a preset that does not fit the machine's memory at full size.
+
 Run on demand (not part of the test suite), one method at a time:
 ``python benchmarks/bench_real_sizes.py [--sizes oasis abdomenctct] [--methods identity affine ...]
-[--threads 2] [--timeout-min 15] [--mem-limit-gib 24] [--out results/real_sizes]``.
+[--threads 2] [--timeout-min 15] [--mem-limit-gib 24] [--preset default|paper] [--out results/real_sizes]``.
 Writes ``OUT/real_sizes.md`` (the table) and ``OUT/real_sizes.json`` (every measurement), updated after each
 method, and prints the table at the end.
 """
@@ -61,6 +66,18 @@ TRAIN_SMOKE_FIELDS = {  # per learning method: the training-length settings take
     "mad": ("steps",),
 }
 FALLBACK_SMOKE_FIELDS = ("iterations", "steps")  # for a learning method not listed above
+# ``--preset paper``: the paper preset trains for days, so training runs ``k`` steps (per level, for csain),
+# once with k = 1 and once with k = PAPER_STEPS; the difference over the extra steps is the cost of one step
+# (for csain: one step of each level, summed) and what k = 1 costs beyond its step the fixed cost (preparing
+# the pairs, csain's tuning). The workflow's paper-scale time limits are sized from these (regbench.job_costs).
+PAPER_STEPS = 3
+PAPER_TRAIN_STEPS = {
+    "voxelmorph": lambda k: {"iterations": k},
+    "gradirn": lambda k: {"iterations": k},
+    "vrnet": lambda k: {"iterations": k},
+    "csain": lambda k: {"iterations": (k, k, k), "freeze": 0, "tuning_rounds": 0},  # its tuning: not measured
+    "mad": lambda k: {"steps": k},
+}
 BRAIN_SPLITS = {1: 3, 2: 3, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 3, 9: 2, 10: 2, 11: 2, 12: 3, 13: 2}  # 35 labels
 
 
@@ -72,12 +89,16 @@ class Size:
     task: str
     shape: tuple[int, int, int]
     what: str
+    field_of_view_mm: tuple[int, int, int] | None = None  # brain_mr: None is 1 mm voxels
 
 
 SIZES = {
     "oasis": Size("oasis", "brain_mr", (160, 224, 192), "OASIS: 160x224x192, 1 mm, 35 labels"),
     "abdomenctct": Size("abdomenctct", "abdomen_ct", (192, 160, 256),
                         "AbdomenCTCT: 192x160x256, 1.33x1.4x1.125 mm, 10 labels"),
+    # an eighth of OASIS's voxels, for a paper preset that does not fit the machine's memory at full size
+    "oasis_eighth": Size("oasis_eighth", "brain_mr", (80, 112, 96), "OASIS at 2 mm: 80x112x96, 35 labels",
+                         field_of_view_mm=(160, 224, 192)),
 }
 
 
@@ -133,7 +154,7 @@ def make_dataset(size: Size, root: Path) -> Path:
     context: contextlib.AbstractContextManager = contextlib.nullcontext()
     if size.task == "brain_mr":
         context = _brain_with_35_labels()
-        settings = dict(spec.settings, field_of_view_mm=list(size.shape))  # 1 mm voxels, as OASIS
+        settings = dict(spec.settings, field_of_view_mm=list(size.field_of_view_mm or size.shape))  # as OASIS
         spec = dataclasses.replace(spec, settings=settings)
     elif size.task == "abdomen_ct":
         from regbench.tasks.abdomen import STRUCTURES
@@ -176,7 +197,9 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
-def _training_overrides(cls) -> dict:
+def _training_overrides(cls, preset: str, steps: int) -> dict:
+    if preset == "paper":
+        return PAPER_TRAIN_STEPS[cls.name](steps)
     smoke, default = cls.Params.smoke(), cls.Params()
     fields = TRAIN_SMOKE_FIELDS.get(cls.name, FALLBACK_SMOKE_FIELDS)
     overrides = {}
@@ -201,9 +224,9 @@ def child(args: argparse.Namespace) -> None:
     start_cpu, start = _cpu_seconds(), time.perf_counter()
     try:
         if args.child == "train":
-            overrides = _training_overrides(cls)
+            overrides = _training_overrides(cls, args.preset, args.steps)
             result["overrides"] = overrides
-            method = get_method(args.method, threads=args.threads, **overrides)
+            method = get_method(args.method, scale=args.preset, threads=args.threads, **overrides)
             pairs = training_pairs(task)
             result["pairs"] = len(pairs)
             start_cpu, start = _cpu_seconds(), time.perf_counter()
@@ -211,7 +234,7 @@ def child(args: argparse.Namespace) -> None:
             result.update(wall_s=time.perf_counter() - start, cpu_s=_cpu_seconds() - start_cpu, peak_gib=_peak_gib())
             method.save(args.model)
         else:
-            method = get_method(args.method, threads=args.threads)
+            method = get_method(args.method, scale=args.preset, threads=args.threads)
             if cls.trainable and args.model.is_file():  # none if training failed or refused: then untrained
                 method.load(args.model)
             pair_id = task.pair_ids("test")[0]
@@ -265,8 +288,9 @@ def _poll_tree(pid: int, cpu_seen: dict[int, float]) -> float:
 
 
 def run_phase(phase: str, method: str, dataset: Path, workdir: Path, args: argparse.Namespace,
-              mem_limit_gib: float) -> dict:
-    """One phase of one method in a fresh subprocess, watched for time and memory."""
+              mem_limit_gib: float, steps: int = 1) -> dict:
+    """One phase of one method in a fresh subprocess, watched for time and memory (``steps``: training steps
+    of the paper preset)."""
     workdir.mkdir(parents=True, exist_ok=True)
     result_path = workdir / f"{method}_{phase}.json"
     result_path.unlink(missing_ok=True)
@@ -274,7 +298,8 @@ def run_phase(phase: str, method: str, dataset: Path, workdir: Path, args: argpa
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
     command = [sys.executable, __file__, "--child", phase, "--method", method, "--dataset", str(dataset),
-               "--model", str(workdir / f"{method}.pt"), "--result", str(result_path), "--threads", threads]
+               "--model", str(workdir / f"{method}.pt"), "--result", str(result_path), "--threads", threads,
+               "--preset", args.preset, "--steps", str(steps)]
     log = (workdir / f"{method}_{phase}.log").open("w")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -374,7 +399,13 @@ def parent(args: argparse.Namespace) -> None:
         for method in methods:
             workdir = out / "runs" / size_name
             row: dict = {"method": method, "size": size_name}
-            if method_class(method).trainable:
+            if method_class(method).trainable and args.preset == "paper":
+                one = run_phase("train", method, dataset, workdir, args, mem_limit, steps=1)
+                row["train"] = run_phase("train", method, dataset, workdir, args, mem_limit, steps=PAPER_STEPS)
+                row["train"]["step_cpu_s"] = step = _per_step(one, row["train"])
+                row["train"]["fixed_cpu_s"] = None if step is None else one["cpu_s"] - step
+                print(f"  {method:11s} train    {json.dumps(row['train'])}", flush=True)
+            elif method_class(method).trainable:
                 row["train"] = run_phase("train", method, dataset, workdir, args, mem_limit)
                 print(f"  {method:11s} train    {json.dumps(row['train'])}", flush=True)
             row["register"] = run_phase("register", method, dataset, workdir, args, mem_limit)
@@ -386,6 +417,13 @@ def parent(args: argparse.Namespace) -> None:
             results_path.write_text(json.dumps({"rows": rows, "identity_dice": identity_dice}, indent=1))
             (out / "real_sizes.md").write_text(_report(rows, identity_dice, args))
     print(_report(rows, identity_dice, args))
+
+
+def _per_step(one: dict, more: dict) -> float | None:
+    """CPU seconds of one training step: the extra steps' extra cost (None if either run failed)."""
+    if one.get("status") != "ok" or more.get("status") != "ok":
+        return None
+    return (more["cpu_s"] - one["cpu_s"]) / (PAPER_STEPS - 1)
 
 
 def _report(rows: list[dict], identity_dice: dict[str, float], args: argparse.Namespace) -> str:
@@ -409,6 +447,9 @@ def main() -> None:
     parser.add_argument("--timeout-min", type=float, default=15.0, help="per subprocess (train, register)")
     parser.add_argument("--mem-limit-gib", type=float, default=24.0)
     parser.add_argument("--out", type=Path, default=Path("results/real_sizes"))
+    parser.add_argument("--preset", choices=["default", "paper"], default="default",
+                        help="the methods' settings; paper: training measured per step (PAPER_STEPS)")
+    parser.add_argument("--steps", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--report-only", action="store_true", help="rewrite the table from OUT/real_sizes.json")
     parser.add_argument("--child", choices=["train", "register"], help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)

@@ -58,7 +58,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, NetworkMethod, Resources, check_choice, similarity_by_modality
+from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
 from regbench.methods.components.augmentation import AugmentParams, augmented_moving, perturbed_image
 from regbench.methods.components.intensity import normalise_intensity
@@ -162,8 +162,11 @@ class VoxelMorph(NetworkMethod):
     shape_settings = "encoder/decoder/final"
     Params = VoxelMorphParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=True)
+    # paper: at OASIS size 58.8 CPU s a step (x 150,000) plus 146 s (the affine stage of the training pairs),
+    # 156 s a pair, 10.6 GiB training (benchmarks/bench_real_sizes.py --preset paper)
     resources: ClassVar[Resources] = Resources(threads=2, mem_mb=4000, gpu=True, pair_seconds=2,
-                                                 train_minutes=4)
+                                               train_minutes=4,
+                                               paper=PaperCost(pair_cpu_s=156, train_cpu_h=2449, peak_mb=10834))
     params: VoxelMorphParams
     net: UNet | None
 

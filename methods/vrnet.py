@@ -81,7 +81,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import Capabilities, NetworkMethod, Resources, check_choice
+from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice
 from regbench.methods.components.augmentation import AugmentParams, augmented_moving
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.pyramid import downsample_image, resize_disp
@@ -272,7 +272,10 @@ class VRNet(NetworkMethod):
     shape_settings = "encoder/decoder/final/cascades/ic_steps"
     Params = VRNetParams
     capabilities: ClassVar[Capabilities] = Capabilities(multimodal=False)
-    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=3, train_minutes=10)
+    # paper: at OASIS size 45.2 CPU s a step (x 320,000) plus 15 s, 14.9 s a pair, 8.7 GiB training
+    # (benchmarks/bench_real_sizes.py --preset paper)
+    resources: ClassVar[Resources] = Resources(threads=2, mem_mb=2000, gpu=True, pair_seconds=3, train_minutes=10,
+                                               paper=PaperCost(pair_cpu_s=15, train_cpu_h=4018, peak_mb=8912))
     params: VRNetParams
     net: VRNetwork | None
 

@@ -46,6 +46,8 @@ class Resources:
             ``train_minutes`` it sizes the ``runtime`` a cluster scheduler is asked for (other scales scale it
             by their voxel count), so it should err high.
         train_minutes: minutes training takes at default scale (learning methods only).
+        paper: what a job costs at ``scale=paper`` where the default-scale figures cannot say it (``PaperCost``);
+            None: the default-scale figures, scaled by the voxel count (``regbench.job_costs``).
     """
 
     threads: int = 2
@@ -53,3 +55,21 @@ class Resources:
     gpu: bool = False
     pair_seconds: float = 10.0
     train_minutes: float = 0.0
+    paper: PaperCost | None = None
+
+
+@dataclass(frozen=True)
+class PaperCost:
+    """A method's measured cost with its paper preset on an OASIS-size pair (160x224x192 voxels, 2 CPU threads:
+    ``benchmarks/bench_real_sizes.py --preset paper``); ``regbench.job_costs`` scales it to each task's size.
+
+    Attributes:
+        pair_cpu_s: CPU seconds of one registration.
+        train_cpu_h: CPU hours of the preset's whole training (per-step cost times its steps, plus the fixed
+            cost of preparing the training pairs); 0 for a classic method.
+        peak_mb: peak resident memory in MB of the larger of training and registration.
+    """
+
+    pair_cpu_s: float
+    peak_mb: int
+    train_cpu_h: float = 0.0

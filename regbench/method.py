@@ -38,7 +38,7 @@ import torch
 
 from regbench import io
 from regbench.cache import BoundedCache
-from regbench.capabilities import Capabilities, Resources
+from regbench.capabilities import Capabilities, PaperCost, Resources  # noqa: F401 (methods import them from here)
 from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import DatasetError, RegbenchError

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench import methods
-from regbench.capabilities import Capabilities, Resources
+from regbench.capabilities import Capabilities, PaperCost, Resources
 
 _TRAINABLE_BASES = {"NetworkMethod": True, "Method": False}
 
@@ -85,10 +85,14 @@ def _call_keywords(body: ast.ClassDef, target: str, constructor: str) -> dict[st
 
 
 def _literal(node: ast.expr) -> Any:
-    """A literal, or ``frozenset`` of one (how ``Capabilities.dims`` is written)."""
+    """A literal, ``frozenset`` of one (how ``Capabilities.dims`` is written) or a ``PaperCost`` of literals
+    (``Resources.paper``)."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "frozenset" \
             and len(node.args) == 1 and not node.keywords:
         return frozenset(_literal(node.args[0]))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "PaperCost" \
+            and not node.args and all(k.arg for k in node.keywords):
+        return PaperCost(**{k.arg: _literal(k.value) for k in node.keywords})
     try:
         return ast.literal_eval(node)
     except ValueError as err:

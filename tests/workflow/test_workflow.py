@@ -16,6 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from regbench import job_costs
+from regbench.registry import method_class
+from regbench.tasks.spec import task_specs
+
 # Whole workflow runs: the smoke run behind several tests takes about 2 minutes on 2 quiet cores, many times
 # that on a loaded machine.
 pytestmark = pytest.mark.timeout(1800)
@@ -107,6 +111,21 @@ def test_gpu_and_runtime_requests_follow_the_method_and_the_scale(tmp_path):
     assert int(register_paper["brain_mr", "iterative"]["runtime"]) > 10 * int(register["brain_mr", "iterative"]["runtime"])
     on_cpu = _snakemake(workdir, "-n", "--config", methods)
     assert _job_resources(on_cpu.stdout, "register")["brain_mr", "iterative"]["gpu"] == "0"
+
+
+def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
+    """A paper preset trains for days on a CPU: its jobs are sized from the paper figures measured at OASIS size
+    (``Resources.paper``), not from the default-scale figures (minutes), memory included."""
+    paper = _snakemake(_workdir(tmp_path), "-n", "--config", "methods=[affine,vrnet]", "scale=paper")
+    assert paper.returncode == 0, paper.stdout[-2000:]
+    size = job_costs.task_size(task_specs(["brain_mr"])["brain_mr"], "paper", "test")
+    vrnet = method_class("vrnet").resources
+    train = _job_resources(paper.stdout, "train")["brain_mr", "vrnet"]
+    assert int(train["runtime"]) == job_costs.time_limit_minutes(job_costs.train_seconds(vrnet, size))
+    assert int(train["runtime"]) > 3 * 24 * 60  # days, where the default figures would ask for minutes
+    assert int(train["mem_mb"]) == job_costs.peak_mb(vrnet, size) > vrnet.mem_mb
+    register = _job_resources(paper.stdout, "register")["brain_mr", "vrnet"]
+    assert int(register["runtime"]) == job_costs.time_limit_minutes(job_costs.register_seconds(vrnet, size))
 
 
 SMOKE = ("--config", "scale=smoke", "methods=[identity,affine]")

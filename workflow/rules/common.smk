@@ -1,11 +1,11 @@
 # Validation of the configuration and the helpers the rules share.
-import math
 import os
 import re
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from regbench import job_costs
 from regbench.registry import check_overrides, config_overrides, method_class
 from regbench.tasks.spec import list_tasks, task_specs
 
@@ -87,7 +87,7 @@ def method_threads(wildcards):
 
 
 def method_mem_mb(wildcards):
-    return METHOD_CLASSES[wildcards.method].resources.mem_mb
+    return job_costs.peak_mb(METHOD_CLASSES[wildcards.method].resources, task_size(wildcards.task))
 
 
 def uses_gpu(method):
@@ -103,45 +103,19 @@ def method_gpus(wildcards):
     return int(uses_gpu(wildcards.method))
 
 
-# The voxel count the methods' declared default-scale costs refer to (the CPU-sized synthetic tasks).
-DEFAULT_SCALE_VOXELS = {2: 128**2, 3: 64**3}
-
-
-def scale_cost(task):
-    """Voxels of the task at the configured scale relative to the default scale: how much longer a job of the
-    task takes than the method's default-scale figures say (a real task: its own image size)."""
-    spec = SPECS[task]
-    if not spec.synthetic:
-        return math.prod(spec.shape) / DEFAULT_SCALE_VOXELS[spec.ndim]
-    if config["scale"] not in spec.scales or "default" not in spec.scales:
-        return 1.0
-    return math.prod(spec.scale(config["scale"]).shape) / math.prod(spec.scale("default").shape)
-
-
-def evaluation_pairs(task):
-    """How many pairs the register job of a task handles."""
-    spec = SPECS[task]
-    if not spec.synthetic:
-        return spec.pair_counts[config["split"]]
-    if config["scale"] not in spec.scales:
-        return 50
-    scale = spec.scale(config["scale"])
-    return scale.test_pairs if config["split"] == "test" else scale.val_pairs
-
-
-def runtime_minutes(seconds):
-    """A scheduler time limit for a job expected to take ``seconds``: three times that, at least 10 minutes."""
-    return max(10, math.ceil(3 * seconds / 60))
+def task_size(task):
+    """The task at the configured scale and split, as job costs depend on it (``regbench.job_costs``)."""
+    return job_costs.task_size(SPECS[task], config["scale"], config["split"])
 
 
 def train_runtime(wildcards):
     resources = METHOD_CLASSES[wildcards.method].resources
-    return runtime_minutes(60 * resources.train_minutes * scale_cost(wildcards.task))
+    return job_costs.time_limit_minutes(job_costs.train_seconds(resources, task_size(wildcards.task)))
 
 
 def register_runtime(wildcards):
     resources = METHOD_CLASSES[wildcards.method].resources
-    return runtime_minutes(resources.pair_seconds * evaluation_pairs(wildcards.task) * scale_cost(wildcards.task))
+    return job_costs.time_limit_minutes(job_costs.register_seconds(resources, task_size(wildcards.task)))
 
 
 def final_outputs():

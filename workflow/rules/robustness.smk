@@ -16,8 +16,9 @@ def robustness_runtime(wildcards):
     """Registrations per pair: the clean one, and per budget the random draws and up to two searches."""
     resources = METHOD_CLASSES[wildcards.method].resources
     per_pair = 1 + len(ROBUSTNESS["budgets"]) * (ROBUSTNESS["draws"] + 2 * ROBUSTNESS["evaluations"])
-    seconds = resources.pair_seconds * scale_cost(wildcards.task) * per_pair
-    return runtime_minutes(seconds * min(ROBUSTNESS["pairs"], evaluation_pairs(wildcards.task)))
+    size = task_size(wildcards.task)
+    seconds = job_costs.pair_seconds(resources, size) * per_pair * min(ROBUSTNESS["pairs"], size.pairs)
+    return job_costs.time_limit_minutes(seconds)
 
 
 rule robustness:
