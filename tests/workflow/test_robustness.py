@@ -1,8 +1,9 @@
 """The robustness track in the workflow: a per-pair table per task and method, and the summary table, for the
-methods config robustness.methods lists; a method the run does not have stops the plan."""
+methods and tasks config robustness lists that the run has; an unknown method stops the plan."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,14 @@ def test_the_track_writes_per_pair_tables_and_the_summary(tmp_path):
     assert (tmp_path / "results" / "plots" / "overall" / "robustness.png").is_file()
 
 
-def test_a_track_method_the_run_lacks_stops_the_plan(tmp_path):
-    result = _snakemake(tmp_path, TRACK.replace("affine, voxelmorph", "elastix"), "-n")
-    assert result.returncode != 0 and "robustness: methods elastix are not among the run's methods" in \
-        result.stdout + result.stderr
+def test_the_track_keeps_to_the_methods_and_tasks_the_run_has(tmp_path):
+    track = TRACK.replace("affine, voxelmorph", "affine, elastix") + "  tasks: [cardiac_mr, brain_mr]\n"
+    result = _snakemake(tmp_path, track, "-n")  # the run: cardiac_mr with identity, affine and voxelmorph
+    assert result.returncode == 0, result.stdout[-2000:]
+    planned = re.findall(r"output: \S*robustness/(\w+)/(\w+)\.csv", result.stdout)
+    assert planned == [("cardiac_mr", "affine")]
+
+
+def test_an_unknown_track_method_stops_the_plan(tmp_path):
+    result = _snakemake(tmp_path, TRACK.replace("affine, voxelmorph", "affine, elastics"), "-n")
+    assert result.returncode != 0 and "robustness: unknown methods elastics" in result.stdout + result.stderr

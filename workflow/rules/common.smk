@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from regbench import job_costs
-from regbench.registry import check_overrides, config_overrides, method_class
+from regbench.registry import check_overrides, config_overrides, list_methods, method_class
 from regbench.tasks.spec import list_tasks, task_specs
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -1,15 +1,17 @@
 # The adversarial robustness track (regbench.robustness): per task and method the per-pair table, then one
-# table of every task and method. Only for the methods config robustness.methods lists.
+# table of every task and method. For the methods config robustness.methods lists that the run has, on the tasks
+# robustness.tasks lists that the run has (null: all of them), so a run on a subset keeps the track where it can.
 ROBUSTNESS = config["robustness"]
-_unknown = sorted(set(ROBUSTNESS.get("methods", [])) - set(METHODS))
+_unknown = sorted(set(ROBUSTNESS["methods"]) - set(list_methods()))
 if _unknown:
-    raise WorkflowError(f"robustness: methods {', '.join(_unknown)} are not among the run's methods "
-                        f"({', '.join(METHODS)})")
+    raise WorkflowError(f"robustness: unknown methods {', '.join(_unknown)}; registered methods: "
+                        f"{', '.join(list_methods())}")
 
 
 def robustness_runs():
     """Every (task, method) the robustness track runs."""
-    return [(t, m) for t, m in runs() if m in ROBUSTNESS.get("methods", [])]
+    tasks = ROBUSTNESS.get("tasks")
+    return [(t, m) for t, m in runs() if m in ROBUSTNESS["methods"] and (tasks is None or t in tasks)]
 
 
 def robustness_runtime(wildcards):
