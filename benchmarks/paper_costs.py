@@ -5,9 +5,9 @@ figures scaled by voxels). The same figures size the time and memory each job as
 checks that the workflow's own plan, ``snakemake -n --config scale=paper --workflow-profile profiles/slurm``,
 asks for exactly that and holds the job count it reports.
 
-CPU hours of a (task, method): training plus registering every test pair, expected wall seconds times the
-method's threads. Wall time on N nodes of C cores, jobs packed perfectly: the larger of the total core hours
-over N x C and the longest chain (one method's training and registration on one task). The data, evaluation,
+CPU hours of a (task, method): training, registering every test pair and, where the config's robustness track
+runs it, the track's job; expected wall seconds times the method's threads. Wall time on N nodes of C cores, jobs packed perfectly: the larger of the total core hours
+over N x C and the longest chain (one method's training, then its registration or track job, on one task). The data, evaluation,
 leaderboard, plot and report jobs are counted as jobs, not in the hours (minutes each).
 
 Run on demand: ``python benchmarks/paper_costs.py [--config config/config.yaml] [--nodes 1 4 16]
@@ -42,17 +42,19 @@ class JobCost:
     method: str
     train_s: float  # wall seconds of training on `threads` threads (0: nothing to train)
     register_s: float  # wall seconds of the register job
+    robustness_s: float  # wall seconds of the robustness track's job (0: not in the track)
     threads: int
     peak_mb: int
     measured: bool  # sized from Resources.paper (else from the default-scale figures)
 
     @property
     def cpu_hours(self) -> float:
-        return (self.train_s + self.register_s) * self.threads / 3600
+        return (self.train_s + self.register_s + self.robustness_s) * self.threads / 3600
 
 
 def expected_costs(config: dict) -> list[JobCost]:
     costs = []
+    track = config.get("robustness") or {"methods": []}
     for task, spec in task_specs([str(t) for t in config["tasks"]]).items():
         size = job_costs.task_size(spec, "paper", config.get("split", "test"))
         for method in config["methods"]:
@@ -60,14 +62,17 @@ def expected_costs(config: dict) -> list[JobCost]:
             if spec.ndim not in cls.capabilities.dims:
                 continue
             resources = cls.resources
+            tracked = method in track["methods"] and task in (track.get("tasks") or [task])
             costs.append(JobCost(task, method, job_costs.train_seconds(resources, size) if cls.trainable else 0.0,
-                                 job_costs.register_seconds(resources, size), resources.threads,
-                                 job_costs.peak_mb(resources, size), resources.paper is not None))
+                                 job_costs.register_seconds(resources, size),
+                                 job_costs.robustness_seconds(resources, size, track) if tracked else 0.0,
+                                 resources.threads, job_costs.peak_mb(resources, size), resources.paper is not None))
     return costs
 
 
 def planned_jobs(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str, str], dict[str, str]]]:
-    """The paper-scale SLURM dry run: jobs per rule, and (rule, task, method) -> resources of train/register."""
+    """The paper-scale SLURM dry run: jobs per rule, and (rule, task, method) -> resources of the train,
+    register and robustness jobs."""
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "config").mkdir()
         shutil.copy(config_file, Path(workdir) / "config" / "config.yaml")
@@ -90,7 +95,7 @@ def planned_jobs(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str
         rule = block.split(":", 1)[0]
         wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", block).group(1))) \
             if "wildcards:" in block else {}
-        if rule in ("train", "register"):
+        if rule in ("train", "register", "robustness"):
             resources = re.search(r"resources: (.*)", block).group(1)
             jobs[rule, wildcards["task"], wildcards["method"]] = dict(item.split("=", 1)
                                                                       for item in resources.split(", "))
@@ -101,8 +106,9 @@ def disagreements(costs: list[JobCost], jobs: dict[tuple[str, str, str], dict[st
     """Where the plan's time or memory request differs from what the expected cost asks for."""
     found = []
     for cost in costs:
-        for rule, seconds in (("train", cost.train_s), ("register", cost.register_s)):
-            if rule == "train" and not cost.train_s:
+        for rule, seconds in (("train", cost.train_s), ("register", cost.register_s),
+                               ("robustness", cost.robustness_s)):
+            if rule != "register" and not seconds:
                 continue
             planned = jobs.get((rule, cost.task, cost.method))
             expected = {"runtime": str(job_costs.time_limit_minutes(seconds)), "mem_mb": str(cost.peak_mb)}
@@ -131,7 +137,7 @@ def report(costs: list[JobCost], counts: dict[str, int], nodes: list[int], cores
         source = "paper preset, measured" if present[0].measured else "default figures x voxels"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {_hours(total * 3600)} | {peak:.1f} | {source} |")
     total_core_s = sum(cost.cpu_hours for cost in costs) * 3600
-    chain_s = max(cost.train_s + cost.register_s for cost in costs)
+    chain_s = max(cost.train_s + max(cost.register_s, cost.robustness_s) for cost in costs)
     jobs = sum(count for rule, count in counts.items() if rule != "all")
     lines += ["", f"{jobs} SLURM jobs ({', '.join(f'{rule} {n}' for rule, n in counts.items() if rule != 'all')}); "
               f"{_hours(total_core_s)} CPU hours in all; the longest chain {_hours(chain_s)} h.", "",
@@ -154,7 +160,7 @@ def main() -> None:
     print(report(costs, counts, args.nodes, args.cores_per_node))
     if problems:
         raise SystemExit("the plan disagrees with the expected costs:\n" + "\n".join(problems))
-    print("\nThe paper-scale SLURM plan asks every train and register job for exactly these costs "
+    print("\nThe paper-scale SLURM plan asks every train, register and robustness job for exactly these costs "
           "(time limit: 3x the expected wall time, at least 10 minutes).")
 
 

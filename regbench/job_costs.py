@@ -88,6 +88,13 @@ def register_seconds(resources: Resources, size: TaskSize) -> float:
     return pair_seconds(resources, size) * size.pairs
 
 
+def robustness_seconds(resources: Resources, size: TaskSize, track: dict) -> float:
+    """Expected wall seconds of a robustness job (config ``robustness``): per pair the clean registration and,
+    per budget, the random draws and up to two searches of ``evaluations`` registrations each."""
+    per_pair = 1 + len(track["budgets"]) * (track["draws"] + 2 * track["evaluations"])
+    return pair_seconds(resources, size) * per_pair * min(track["pairs"], size.pairs)
+
+
 def time_limit_minutes(seconds: float) -> int:
     """A scheduler time limit for a job expected to take ``seconds``: three times that, at least 10 minutes."""
     return max(10, math.ceil(3 * seconds / 60))

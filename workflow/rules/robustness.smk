@@ -15,12 +15,8 @@ def robustness_runs():
 
 
 def robustness_runtime(wildcards):
-    """Registrations per pair: the clean one, and per budget the random draws and up to two searches."""
     resources = METHOD_CLASSES[wildcards.method].resources
-    per_pair = 1 + len(ROBUSTNESS["budgets"]) * (ROBUSTNESS["draws"] + 2 * ROBUSTNESS["evaluations"])
-    size = task_size(wildcards.task)
-    seconds = job_costs.pair_seconds(resources, size) * per_pair * min(ROBUSTNESS["pairs"], size.pairs)
-    return job_costs.time_limit_minutes(seconds)
+    return job_costs.time_limit_minutes(job_costs.robustness_seconds(resources, task_size(wildcards.task), ROBUSTNESS))
 
 
 rule robustness:
