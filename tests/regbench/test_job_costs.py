@@ -50,3 +50,10 @@ def test_memory_is_never_asked_below_the_default_figure():
 @pytest.mark.parametrize("seconds, minutes", [(0, 10), (60, 10), (400, 20), (3600, 180)])
 def test_time_limits_are_three_times_the_expectation_and_at_least_ten_minutes(seconds, minutes):
     assert job_costs.time_limit_minutes(seconds) == minutes
+
+
+def test_a_robustness_job_costs_its_registrations_on_at_most_the_pairs_the_task_has():
+    size = job_costs.TaskSize("default", 64**3, 1.0, pairs=3)
+    track = {"budgets": [0.5, 1.0], "draws": 2, "evaluations": 4, "pairs": 2}
+    assert job_costs.robustness_seconds(UNMEASURED, size, track) == 3 * (1 + 2 * (2 + 8)) * 2
+    assert job_costs.robustness_seconds(UNMEASURED, size, dict(track, pairs=5)) == 3 * 21 * 3
