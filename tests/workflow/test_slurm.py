@@ -42,7 +42,7 @@ def _slurm_unavailable() -> str | None:
 
 
 UNAVAILABLE = _slurm_unavailable()
-# Three runs of a 19-job workflow, each job an sbatch job: about 5 minutes on 2 quiet cores.
+# Two runs through SLURM (20 sbatch jobs in all) and one local run: about 3 minutes on 2 cores.
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or "")]
 
 
