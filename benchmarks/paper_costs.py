@@ -17,7 +17,6 @@ Run on demand: ``python benchmarks/paper_costs.py [--config config/config.yaml] 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from regbench import job_costs
+from regbench.dry_run import job_counts, planned_jobs
 from regbench.registry import method_class
 from regbench.tasks.spec import task_specs
 
@@ -70,7 +70,7 @@ def expected_costs(config: dict) -> list[JobCost]:
     return costs
 
 
-def planned_jobs(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str, str], dict[str, str]]]:
+def paper_plan(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str, str], dict[str, str]]]:
     """The paper-scale SLURM dry run: jobs per rule, and (rule, task, method) -> resources of the train,
     register and robustness jobs."""
     with tempfile.TemporaryDirectory() as workdir:
@@ -83,23 +83,8 @@ def planned_jobs(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str
     if result.returncode != 0:
         raise SystemExit(f"the paper-scale dry run failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     output = result.stdout + result.stderr
-    stats = output.split("Job stats:", 1)[1].splitlines()[3:]
-    counts = {}
-    for line in stats:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    jobs = {}
-    for block in re.split(r"\nrule ", output)[1:]:
-        rule = block.split(":", 1)[0]
-        wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", re.search(r"wildcards: (.*)", block).group(1))) \
-            if "wildcards:" in block else {}
-        if rule in ("train", "register", "robustness"):
-            resources = re.search(r"resources: (.*)", block).group(1)
-            jobs[rule, wildcards["task"], wildcards["method"]] = dict(item.split("=", 1)
-                                                                      for item in resources.split(", "))
-    return counts, jobs
+    return job_counts(output), {(job.rule, job.wildcards["task"], job.wildcards["method"]): job.resources
+                                for job in planned_jobs(output) if job.rule in ("train", "register", "robustness")}
 
 
 def disagreements(costs: list[JobCost], jobs: dict[tuple[str, str, str], dict[str, str]]) -> list[str]:
@@ -155,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     costs = expected_costs(config)
-    counts, jobs = planned_jobs(args.config)
+    counts, jobs = paper_plan(args.config)
     problems = disagreements(costs, jobs)
     print(report(costs, counts, args.nodes, args.cores_per_node))
     if problems:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow.test_workflow import ROOT, _job_counts, _snakemake, _workdir
+from regbench.dry_run import job_counts, planned_jobs
+from tests.workflow.test_workflow import ROOT, _snakemake, _workdir
 
 CONFIG = "tasks: [cardiac_mr, thorax_ct]\nmethods: [identity, affine, vrnet]\nscale: smoke\n"
 PROFILE = ("--workflow-profile", str(ROOT / "profiles" / "slurm"),
@@ -53,18 +54,8 @@ def _submitted(output: str) -> list[tuple[str, str, str]]:
 
 def _planned(output: str) -> dict[tuple[str, str], dict[str, str]]:
     """From a dry run: (rule, wildcard values joined by "_") -> threads, mem_mb and runtime the job declares."""
-    jobs = {}
-    for block in re.split(r"\nrule ", output)[1:]:
-        rule = block.split(":", 1)[0]
-        fields = dict(re.findall(r"^\s+(\w+): (.*)$", block, flags=re.MULTILINE))
-        if "resources" not in fields:
-            continue
-        wildcards = "_".join(item.split("=", 1)[1] for item in fields["wildcards"].split(", ")) \
-            if "wildcards" in fields else ""
-        resources = dict(item.split("=", 1) for item in fields["resources"].split(", "))
-        jobs[rule, wildcards] = {"threads": fields.get("threads", "1"), "mem_mb": resources["mem_mb"],
-                                 "runtime": resources.get("runtime")}
-    return jobs
+    return {(job.rule, "_".join(job.wildcards.values())): {"threads": str(job.threads), **job.resources}
+            for job in planned_jobs(output) if "runtime" in job.resources}
 
 
 def _accounting(jobs: list[str]) -> pd.DataFrame:
@@ -117,7 +108,7 @@ def test_a_job_killed_for_memory_fails_with_the_schedulers_reason_and_the_rest_g
 
 
 def test_a_rerun_redoes_only_the_failed_jobs_and_what_needs_them(cluster_run):
-    plan = _job_counts(cluster_run["resume_plan"])
+    plan = job_counts(cluster_run["resume_plan"])
     assert plan["train"] == 2 and plan["register"] == 2  # vrnet on both tasks; identity and affine are done
     assert "dataset" not in plan
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from regbench import job_costs
+from regbench.dry_run import job_counts, planned_jobs
 from regbench.registry import method_class
 from regbench.tasks.spec import task_specs
 
@@ -89,12 +90,8 @@ def test_cluster_profile_plans_every_job_with_its_resources(tmp_path):
 
 def _job_resources(output: str, rule: str) -> dict[tuple[str, str], dict[str, str]]:
     """From a dry run's job listing: (task, method) -> that ``rule`` job's resources as strings."""
-    jobs = {}
-    for block in output.split(f"rule {rule}:")[1:]:
-        wildcards = dict(item.split("=") for item in block.split("wildcards: ", 1)[1].split("\n", 1)[0].split(", "))
-        resources = block.split("resources: ", 1)[1].split("\n", 1)[0]
-        jobs[wildcards["task"], wildcards["method"]] = dict(item.split("=", 1) for item in resources.split(", "))
-    return jobs
+    return {(job.wildcards["task"], job.wildcards["method"]): job.resources
+            for job in planned_jobs(output) if job.rule == rule}
 
 
 def test_gpu_and_runtime_requests_follow_the_method_and_the_scale(tmp_path):
@@ -131,18 +128,6 @@ def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
 SMOKE = ("--config", "scale=smoke", "methods=[identity,affine]")
 
 
-def _job_counts(output: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run: rule -> number of jobs."""
-    lines = output.split("Job stats:", 1)[1].splitlines()[3:]
-    counts = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """A run interrupted after one task's leaderboard, then resumed to the end; returns (workdir, resume plan)."""
@@ -152,7 +137,7 @@ def smoke_run(tmp_path_factory):
     plan = _snakemake(workdir, "-n", *SMOKE)
     full = _snakemake(workdir, *SMOKE)
     assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
-    return workdir, _job_counts(plan.stdout + plan.stderr)
+    return workdir, job_counts(plan.stdout + plan.stderr)
 
 
 def test_smoke_run_writes_a_leaderboard_per_task_and_overall(smoke_run):
@@ -203,7 +188,7 @@ def test_a_run_killed_with_sigkill_resumes_as_the_readme_says_redoing_only_unfin
     stopped = _snakemake(workdir, *KILLED)
     assert stopped.returncode != 0 and "cannot be locked" in stopped.stdout + stopped.stderr
     assert _snakemake(workdir, *KILLED, "--unlock").returncode == 0  # README, "The benchmark": --unlock, then again
-    plan = _job_counts(_snakemake(workdir, "-n", *KILLED).stdout)
+    plan = job_counts(_snakemake(workdir, "-n", *KILLED).stdout)
     assert "report" in plan and set(plan) <= {"leaderboard", "overall_leaderboard", "plots", "robustness",
                                               "robustness_leaderboard", "report", "all"}, plan
     resumed = _snakemake(workdir, *KILLED)
