@@ -433,7 +433,7 @@ class CSAINRegistration(NetworkMethod):
         trained after), then tune the weights on the validation pairs. Each training case is loaded and
         prepared once and kept in memory, so steps after the first visit of a pair do no IO."""
         training_pair = self.prepared_pairs(pairs, self.prepare, one_grid=False)
-        self.net = self.build(task.ndim)
+        self.net = self.new_network(task.ndim)
         self.loss_history = []
         low, high = self.params.weight_range
         for level, steps in enumerate(self.params.iterations):

@@ -326,7 +326,7 @@ class GraDIRN(NetworkMethod):
             return _TrainingCase(self.levels(normalised, similarity), normalised if augmenting else None)
 
         training_pair = self.prepared_pairs(pairs, prepare)
-        self.net = self.build(first.ndim)
+        self.net = self.new_network(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step

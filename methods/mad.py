@@ -244,7 +244,7 @@ class MAD(NetworkMethod, Affine):
         stack = torch.cat([normalise_intensity(self.to_tensor(image)) for image in cases.values()])
         span = physical_span(next(iter(cases.values())))
         levels = image_pyramid(stack, self.params.factors)
-        self.net = self.build(stack.ndim - 2).train().requires_grad_(True)
+        self.net = self.new_network(stack.ndim - 2).train().requires_grad_(True)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.train_lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.params.steps)
         self.loss_history = []

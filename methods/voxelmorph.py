@@ -248,7 +248,7 @@ class VoxelMorph(NetworkMethod):
         def training_pair(index: int) -> tuple[_Prepared, _Prepared]:
             return prepared.get(index, lambda: prepare_pair(index))
 
-        self.net = self.build(first.ndim)
+        self.net = self.new_network(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step

@@ -312,7 +312,7 @@ class VRNet(NetworkMethod):
         Each training case is normalised and resampled to the network grid once and kept in memory.
         """
         training_pair = self.prepared_pairs(pairs, self.network_input)
-        self.net = self.build(pairs[0].ndim)
+        self.net = self.new_network(pairs[0].ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step

@@ -343,6 +343,16 @@ class NetworkMethod(Method):
     def build(self, ndim: int) -> torch.nn.Module:
         """A fresh network for ``ndim``-D pairs, on the method's device and dtype."""
 
+    def new_network(self, ndim: int) -> torch.nn.Module:
+        """``build(ndim)``, with a 3D network's weights in channels-last order on the CPU: oneDNN's 3D
+        convolutions then run channels-last, 1.2-1.7 times faster forward and backward on one or two threads
+        (measured on the five networks at smoke and default sizes); its outputs differ from the contiguous
+        layout's only by rounding."""
+        net = self.build(ndim)
+        if ndim == 3 and self.device.type == "cpu":
+            net = net.to(memory_format=torch.channels_last_3d)
+        return net
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         if self.net is None:
             raise RegbenchError(f"{self.name}: nothing to save, the network has not been trained or loaded")
@@ -357,7 +367,7 @@ class NetworkMethod(Method):
         if self.net is None:
             warnings.warn(f"{self.name}: registering with an untrained network (train or load one first)",
                           RuntimeWarning, stacklevel=3)
-            self.net = self.build(pair.ndim)
+            self.net = self.new_network(pair.ndim)
         if self.net.ndim != pair.ndim:
             raise RegbenchError(f"{self.name}: the network registers {self.net.ndim}D pairs, pair {pair.id.key} "
                                 f"is {pair.ndim}D")
@@ -407,7 +417,7 @@ class NetworkMethod(Method):
         first = state.get(self.first_weight)
         if first is None:
             raise RegbenchError(f"{self.name}: the state holds no {self.name} network (no {self.first_weight})")
-        net = self.build(first.ndim - 2)
+        net = self.new_network(first.ndim - 2)
         try:
             net.load_state_dict(state)
         except RuntimeError as err:

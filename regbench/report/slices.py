@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from scipy import ndimage
 
 from regbench.displacement import Displacement
 from regbench.image import Image
-from regbench.spatial import identity_grid, jacobian_det, warp
 
 
 @dataclass(frozen=True)
@@ -63,19 +62,28 @@ def checkerboard(first: np.ndarray, second: np.ndarray, tiles: int = 8) -> np.nd
 
 def slice_view(moving: Image, disp: Displacement, index: int | None) -> SliceView:
     """Warp ``moving`` with ``disp`` and cut the warped image, the deformed grid, det J and the uncertainty
-    at slice ``index`` (None for 2D)."""
-    field = disp.to_torch(torch.float64)
-    image = torch.as_tensor(np.asarray(moving.data), dtype=torch.float64)[None, None]
-    warped = warp(image, field)[0, 0].numpy()
-    positions = (identity_grid(disp.spatial_shape, dtype=torch.float64) + field)[0, :2].numpy()
-    jacobian = jacobian_det(field)[0].numpy()
+    at slice ``index`` (None for 2D).
+
+    In NumPy and SciPy, as the metrics are, so the plots job does not import torch: (bi/tri)linear sampling at
+    x + u(x) with 0 outside the moving image (``regbench.spatial.warp``'s convention), and det J from
+    central differences, one-sided at the border."""
+    field = np.moveaxis(np.asarray(disp.data, dtype=np.float64), -1, 0)  # (ndim, *spatial)
+    in_plane = [take(component, index) for component in field]
+    positions = np.indices(in_plane[0].shape, dtype=np.float64)
+    if index is not None:
+        positions = np.concatenate([positions, np.full((1, *in_plane[0].shape), float(index))])
+    positions += np.stack(in_plane)
+    warped = ndimage.map_coordinates(np.asarray(moving.data, dtype=np.float64), positions, order=1,
+                                     mode="grid-constant", cval=0.0)
+    gradient = np.stack([np.stack(np.gradient(component), axis=-1) for component in field], axis=-2)
+    jacobian = np.linalg.det(gradient + np.eye(field.shape[0]))
     std = None
     if disp.std is not None or disp.samples is not None:
         spread = disp.std if disp.std is not None else disp.samples.std(axis=0)
         std = np.linalg.norm(spread, axis=-1)
     return SliceView(
-        warped=take(warped, index),
-        grid=np.stack([take(p, index) for p in positions]),
+        warped=warped,
+        grid=positions[:2],
         jacobian=take(jacobian, index),
         std=None if std is None else take(std, index),
     )

@@ -1,4 +1,4 @@
-"""Jobs that only read and write tables start without torch: importing it costs a second or two per job, and a
+"""Jobs that only read and write tables, images and fields start without torch: importing it costs a second or two per job, and a
 smoke run has dozens of such jobs."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).parents[2] / "workflow" / "scripts"
-TABLE_JOBS = ["evaluate.py", "leaderboard.py", "overall_leaderboard.py"]
+TABLE_JOBS = ["evaluate.py", "leaderboard.py", "overall_leaderboard.py", "robustness_leaderboard.py", "plots.py",
+              "report.py", "make_task.py"]
 
 
 def _imports(script: Path) -> str:

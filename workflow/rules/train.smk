@@ -14,6 +14,9 @@ rule train:
         device=method_device,
         workdir=lambda w: results(f"models/{w.task}/{w.method}_work"),
     threads: method_threads
+    # Trainings head the longest chains (train, register, evaluate, plots, report): started first, they do not
+    # leave one core idle at the end of the run.
+    priority: 10
     resources:
         mem_mb=method_mem_mb,
         runtime=train_runtime,

@@ -2,10 +2,13 @@
 checkerboard that compares images of two modalities."""
 
 import numpy as np
+import pytest
+import torch
 
 from regbench.displacement import Displacement
 from regbench.image import Image
 from regbench.report.slices import checkerboard, choose_slice, slice_view
+from regbench.spatial import jacobian_det, warp
 
 
 def test_zero_field_keeps_the_image_and_a_regular_grid(rng):
@@ -56,3 +59,18 @@ def test_checkerboard_alternates_square_tiles_of_the_two_images():
     np.testing.assert_array_equal(board[4:8, 4:8], 0)
     np.testing.assert_array_equal(board[:4, 8:12], 0)
     assert board.mean() == 0.5
+
+
+@pytest.mark.parametrize("shape, index", [((20, 18, 16), 7), ((20, 18), None)])
+def test_slice_equals_the_methods_own_warp_and_jacobian(rng, shape, index):
+    # Displacements of 1.5 voxels (std) send border samples partly outside the image, where both give 0.
+    image = rng.random(shape).astype(np.float32)
+    field = (1.5 * rng.standard_normal((*shape, len(shape)))).astype(np.float32)
+    view = slice_view(Image(image), Displacement(field), index)
+    disp = Displacement(field).to_torch(torch.float64)
+    warped = warp(torch.as_tensor(image, dtype=torch.float64)[None, None], disp)[0, 0].numpy()
+    jacobian = jacobian_det(disp)[0].numpy()
+    if index is not None:
+        warped, jacobian = warped[:, :, index], jacobian[:, :, index]
+    np.testing.assert_allclose(view.warped, warped, atol=1e-12)
+    np.testing.assert_allclose(view.jacobian, jacobian, atol=1e-12)
