@@ -24,6 +24,7 @@ about 20 degrees (right and in front of the LV), the lateral LV wall at 180.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,10 +124,15 @@ class Heart:
     tissue: dict[str, float]
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, settings: CardiacSettings) -> Heart:
-        """A heart with random size, shape, position and contrast, and a thorax that varies a little."""
+    def draw(cls, rng: np.random.Generator, settings: CardiacSettings,
+             sized: Callable[[float, float], tuple[float, float]] | None = None) -> Heart:
+        """A heart with random size, shape, position and contrast, and a thorax that varies a little.
+        ``sized`` maps the drawn (cavity radius, wall thickness) to the subject's, as its covariates shape
+        them (``cardiac_population``); the random draws are the same with or without it."""
         centre = np.array([-12.0, 0.0]) + rng.uniform(-4, 4, 2)  # the LV left of centre, so the RV fits right
         endo_mean, wall = rng.uniform(*settings.lv_radius_mm), rng.uniform(*settings.wall_mm)
+        if sized is not None:
+            endo_mean, wall = sized(endo_mean, wall)
         endo = np.concatenate([[endo_mean], endo_mean * rng.uniform(-0.05, 0.05, 4)])
         epi = np.concatenate([[endo_mean + wall], endo[1:] + wall * rng.uniform(-0.12, 0.12, 4)])
         papillary = []
@@ -223,9 +229,13 @@ class Contraction:
     rv_strength: float
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, heart: Heart, settings: CardiacSettings) -> Contraction:
-        """A motion ejecting a fraction drawn from ``settings.ejection_fraction`` of the ED cavity's area."""
+    def draw(cls, rng: np.random.Generator, heart: Heart, settings: CardiacSettings,
+             shifted: Callable[[float], float] | None = None) -> Contraction:
+        """A motion ejecting a fraction drawn from ``settings.ejection_fraction`` of the ED cavity's area
+        (moved by ``shifted``, as the subject's covariates move it, where given)."""
         ejected = rng.uniform(*settings.ejection_fraction)
+        if shifted is not None:
+            ejected = shifted(ejected)
         twist = np.deg2rad(rng.uniform(-settings.twist_degrees, settings.twist_degrees))
         core = heart.endo[0] / 2  # inside the end-systolic cavity, whose radius is sqrt(1 - ejected) R >= 0.59 R
         strength = ejected * heart.endo[0] ** 2 / (2 * core**2)  # pi * ejected * R^2 = 2 pi strength core^2

@@ -1,0 +1,192 @@
+"""A cardiac population with known clinical effects: covariates that shape each subject's heart and motion, and
+the whole cardiac cycle as a sequence of frames (2D+t), not only end-diastole and end-systole.
+
+The anatomy and motion are ``cardiac_mr``'s phantom (``cardiac.Heart``, ``cardiac.Contraction``); this module
+draws each subject's covariates and moves its cavity radius, wall thickness and ejection fraction by them.
+Their direction and rough size follow the cardiovascular MR literature; the sizes are this phantom's choice
+(``Effects``), stated so that tests and the generative model's evaluation can recover them:
+
+- Sex: men have larger ventricles and thicker walls than women, women a slightly higher ejection fraction
+  (Kawel-Boehm et al., "Normal values for cardiovascular magnetic resonance in adults and children", JCMR 17:29,
+  2015, doi:10.1186/s12968-015-0111-7: LV end-diastolic volume about a fifth larger in men, LV mass larger,
+  LVEF a few points higher in women).
+- Age: the LV cavity shrinks and the wall thickens with age, concentric remodelling with the ejection fraction
+  kept or slightly higher (Cheng et al., "Age-related left ventricular remodeling and associated risk for
+  cardiovascular outcomes: the Multi-Ethnic Study of Atherosclerosis", Circ Cardiovasc Imaging 2:191, 2009,
+  doi:10.1161/CIRCIMAGING.108.819938).
+- Systolic blood pressure: pressure overload thickens the wall (concentric hypertrophy; Lorell and Carabello,
+  "Left ventricular hypertrophy: pathogenesis, detection, and prognosis", Circulation 102:470, 2000,
+  doi:10.1161/01.CIR.102.4.470). It rises with age and is a little higher in men, as in population surveys, so
+  age and pressure are correlated here too (tests separate them by multiple regression).
+
+The cycle: frame k of ``frames`` sits at phase t = k / frames of one beat (``cycle_phases``). The heart contracts from
+end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and relaxes back, ``contraction(t)`` going smoothly
+from 0 to 1 and back to 0; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v
+the subject's ``Contraction`` velocity, so the end-systolic frame is exactly ``cardiac_mr``'s moving image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from regbench.tasks import synth
+from regbench.tasks.cardiac import LABELS, CardiacSettings, Contraction, Heart
+from regbench.tasks.phantom import Grid
+
+END_SYSTOLE = 0.35  # fraction of the beat from end-diastole to end-systole
+REFERENCE_AGE = 50.0  # years: the effects are stated relative to a 50-year-old woman at 120 mmHg
+REFERENCE_BP = 120.0  # mmHg
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """A subject's clinical factors.
+
+    Attributes:
+        age: years.
+        male: 1 for a man, 0 for a woman.
+        systolic_bp: systolic blood pressure, mmHg.
+    """
+
+    age: float
+    male: int
+    systolic_bp: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, *, age: tuple[float, float] = (20.0, 80.0),
+             male: int | None = None) -> Covariates:
+        """A subject of a uniform age in ``age``, of either sex (or ``male``), whose pressure rises with age
+        (0.5 mmHg per year) and is 5 mmHg higher in men, with a spread of 12 mmHg."""
+        years = float(rng.uniform(*age))
+        sex = int(rng.integers(0, 2)) if male is None else int(male)
+        pressure = 110.0 + 0.5 * (years - 20.0) + 5.0 * sex + 12.0 * float(rng.standard_normal())
+        return cls(years, sex, float(np.clip(pressure, 90.0, 200.0)))
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Effects:
+    """How the covariates move a subject's anatomy and motion from what ``CardiacSettings`` draws.
+
+    Attributes:
+        radius_male: relative change of the LV cavity radius in men (+7 %: about +15 % cavity area in the
+            slice, +22 % volume).
+        radius_per_decade: relative change of the cavity radius per decade of age.
+        wall_male_mm: wall thickness added in men.
+        wall_per_decade_mm: wall thickness added per decade of age.
+        wall_per_10_mmhg_mm: wall thickness added per 10 mmHg of systolic pressure above ``REFERENCE_BP``.
+        ejection_male: ejection fraction (of the cavity area) added in men.
+        ejection_per_decade: ejection fraction added per decade of age.
+    """
+
+    radius_male: float = 0.07
+    radius_per_decade: float = -0.02
+    wall_male_mm: float = 1.0
+    wall_per_decade_mm: float = 0.3
+    wall_per_10_mmhg_mm: float = 0.3
+    ejection_male: float = -0.02
+    ejection_per_decade: float = 0.005
+
+    def radius_and_wall(self, covariates: Covariates, radius: float, wall: float) -> tuple[float, float]:
+        """A subject's cavity radius and wall thickness (mm), from a woman's of 50 years at 120 mmHg."""
+        decades = (covariates.age - REFERENCE_AGE) / 10.0
+        scaled = radius * (1.0 + self.radius_male * covariates.male + self.radius_per_decade * decades)
+        thicker = (wall + self.wall_male_mm * covariates.male + self.wall_per_decade_mm * decades
+                   + self.wall_per_10_mmhg_mm * (covariates.systolic_bp - REFERENCE_BP) / 10.0)
+        return scaled, max(thicker, 3.0)
+
+    def ejection(self, covariates: Covariates, ejected: float) -> float:
+        """A subject's ejection fraction, from a woman's of 50 years."""
+        decades = (covariates.age - REFERENCE_AGE) / 10.0
+        shifted = ejected + self.ejection_male * covariates.male + self.ejection_per_decade * decades
+        return float(np.clip(shifted, 0.2, 0.8))
+
+
+EFFECTS = Effects()
+
+
+def contraction_at(phase: np.ndarray | float) -> np.ndarray:
+    """How far (0 at end-diastole, 1 at end-systole) the heart has contracted at ``phase`` of the beat in
+    [0, 1): a half cosine up to ``END_SYSTOLE``, another back down to the next end-diastole."""
+    t = np.mod(np.asarray(phase, dtype=np.float64), 1.0)
+    rising = 0.5 * (1.0 - np.cos(np.pi * t / END_SYSTOLE))
+    falling = 0.5 * (1.0 + np.cos(np.pi * (t - END_SYSTOLE) / (1.0 - END_SYSTOLE)))
+    return np.where(t <= END_SYSTOLE, rising, falling)
+
+
+def cycle_phases(frames: int) -> np.ndarray:
+    """The phases of ``frames`` evenly spaced frames of one beat, the first at end-diastole."""
+    return np.arange(frames) / frames
+
+
+@dataclass(frozen=True)
+class CineSubject:
+    """One subject's frames.
+
+    Attributes:
+        covariates: the subject's clinical factors.
+        phases: (frames,) phase of each frame in the beat, 0 at end-diastole.
+        labels: (frames, *shape) label maps (``cardiac.LABELS``).
+        images: (frames, *shape) MR-like images of the same frames, or None when not rendered.
+        grid: the grid the frames lie on.
+    """
+
+    covariates: Covariates
+    phases: np.ndarray
+    labels: np.ndarray
+    images: np.ndarray | None
+    grid: Grid
+
+    @property
+    def end_systole(self) -> int:
+        """The frame closest to end-systole."""
+        return int(np.argmin(np.abs(self.phases - END_SYSTOLE)))
+
+    @property
+    def voxel_mm2(self) -> float:
+        return float(np.prod(self.grid.spacing))
+
+
+def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid, covariates: Covariates,
+                 phases: np.ndarray, *, images: bool = True, effects: Effects = EFFECTS) -> CineSubject:
+    """A subject with ``covariates``: its heart and motion drawn as ``cardiac_mr`` draws them, moved by
+    ``effects``, rendered at ``phases`` of one beat (``cycle_phases`` for a whole cycle; with images: bias
+    field and Rician noise as in ``cardiac_mr``)."""
+    heart = Heart.draw(rng, settings, sized=lambda radius, wall: effects.radius_and_wall(covariates, radius, wall))
+    contraction = Contraction.draw(rng, heart, settings, shifted=lambda ejected: effects.ejection(covariates, ejected))
+    points = grid.points_mm()
+    velocity = grid.to_voxels(contraction.velocity(points))
+    bias = synth.bias_field(rng, grid.shape, strength=settings.bias_strength) if images else None
+    ramp = float(np.mean(grid.spacing))
+    label_frames, image_frames = [], []
+    for amount in contraction_at(phases):
+        at = points if amount == 0 else grid.points_mm(synth.exp_velocity(amount * velocity))
+        intensity, labels = heart.render(at, ramp)
+        label_frames.append(labels)
+        if bias is not None:
+            image_frames.append(synth.rician_noise(rng, bias * intensity, sigma=settings.noise).astype(np.float32))
+    return CineSubject(covariates, np.asarray(phases, dtype=np.float64), np.stack(label_frames),
+                       np.stack(image_frames) if images else None, grid)
+
+
+def clinical_indices(labels: np.ndarray, voxel_mm2: float, end_systole: int | None = None) -> dict[str, float]:
+    """The clinical indices of one cycle of label maps (frames, *shape), in the slice (areas in mm^2): LV cavity
+    at end-diastole (frame 0) and end-systole (the frame of the smallest cavity, or ``end_systole``), ejection
+    fraction of the cavity area, myocardium at end-diastole and its mean thickness (the width of the ring of
+    the cavity's and myocardium's areas, mm), RV cavity at both."""
+    counts = {label: (labels == label).reshape(labels.shape[0], -1).sum(axis=1) * voxel_mm2 for label in LABELS}
+    es = int(np.argmin(counts[1])) if end_systole is None else end_systole
+    lv_ed, lv_es, myo_ed = float(counts[1][0]), float(counts[1][es]), float(counts[2][0])
+    return {
+        "lv_ed_area": lv_ed,
+        "lv_es_area": lv_es,
+        "ejection_fraction": (lv_ed - lv_es) / lv_ed if lv_ed > 0 else float("nan"),
+        "myo_ed_area": myo_ed,
+        "wall_ed_mm": float(np.sqrt((lv_ed + myo_ed) / np.pi) - np.sqrt(lv_ed / np.pi)),
+        "rv_ed_area": float(counts[3][0]),
+        "rv_es_area": float(counts[3][es]),
+    }
