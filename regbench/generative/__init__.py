@@ -1,0 +1,2 @@
+"""Generative models of anatomy that the benchmark draws populations from (``cheart``: the beating heart
+under clinical conditions) and their own evaluation."""

@@ -1,0 +1,177 @@
+"""The conditional cardiac model checked as its papers check theirs, on phantom subjects it never saw.
+
+- **Sequence completion** (CHeart): the whole cycle from the first frame and the conditions; Dice (mean of LV
+  cavity, myocardium, RV cavity) and HD95 (mm) per frame, against copying the first frame into every frame and
+  against the model trained without conditions.
+- **Generation** (CHeart): cohorts generated per condition cell (sex x age group, the covariates drawn as the
+  phantom draws them within the cell) against phantom subjects of the same covariates: the Wasserstein
+  distance of each clinical index per cell, and the effect of age on each index (least squares on age, sex and
+  pressure over all cells) against the phantom's.
+- **Ageing** (the ageing-heart model): each test subject encoded, decoded at its age + ``AGEING_YEARS``
+  (sex and pressure kept); the change of each index against the phantom's own change for that subject (the same
+  random draws rendered at the other age).
+
+Everything is one long table (``evaluation.csv``): analysis, model, measure, group, value and, where the
+phantom gives one, the phantom's value. A value is NaN where the model's output leaves it undefined (no LV
+cavity: no ejection fraction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wasserstein_distance
+
+from regbench.generative import cheart
+from regbench.metrics.hd95 import hd95_masks
+from regbench.tasks.cardiac import LABELS, CardiacSettings
+from regbench.tasks.cardiac_population import (REFERENCE_AGE, Covariates, clinical_indices, cycle_phases,
+                                               draw_subject)
+from regbench.tasks.phantom import Grid
+
+INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area")
+AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))
+AGEING_YEARS = 20.0
+MODELS = {"cheart": True, "unconditioned": False}  # model name -> conditioned
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Subjects of the phantom population: their cycles (N, T, S, S), covariates, and the seed each one's heart
+    and motion were drawn from (to render the same subject under other covariates)."""
+
+    sequences: np.ndarray
+    covariates: list[Covariates]
+    seeds: list[np.random.SeedSequence]
+
+
+def draw_cohort(seed: int | np.random.SeedSequence, settings: CardiacSettings, grid: Grid, frames: int,
+                covariates: Callable[[np.random.Generator], Covariates] = Covariates.draw, *,
+                subjects: int) -> Cohort:
+    """``subjects`` phantom subjects whose covariates ``covariates`` draws; labels only."""
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    sequences, drawn, hearts = [], [], []
+    for subject_seed in root.spawn(subjects):
+        covariate_seed, heart_seed = subject_seed.spawn(2)
+        person = covariates(np.random.default_rng(covariate_seed))
+        sequences.append(render(heart_seed, settings, grid, person, frames))
+        drawn.append(person)
+        hearts.append(heart_seed)
+    return Cohort(np.stack(sequences), drawn, hearts)
+
+
+def render(seed: np.random.SeedSequence, settings: CardiacSettings, grid: Grid, covariates: Covariates,
+           frames: int) -> np.ndarray:
+    """The label cycle of the heart drawn from ``seed``, shaped by ``covariates``."""
+    return draw_subject(np.random.default_rng(seed), settings, grid, covariates, cycle_phases(frames),
+                        images=False).labels
+
+
+def indices_table(sequences: np.ndarray, voxel_mm2: float) -> pd.DataFrame:
+    """The clinical indices of each cycle, one row per subject."""
+    return pd.DataFrame([clinical_indices(s, voxel_mm2) for s in sequences])[list(INDICES)]
+
+
+def frame_scores(predicted: np.ndarray, truth: np.ndarray, spacing: tuple[float, float]) -> pd.DataFrame:
+    """Dice (mean over the labels) and HD95 (mm, mean over the labels present in both) of every frame of every
+    subject: columns subject, frame, dice, hd95."""
+    rows = []
+    for subject, (mine, theirs) in enumerate(zip(predicted, truth)):
+        for frame, (a, b) in enumerate(zip(mine, theirs)):
+            dice, hd = [], []
+            for label in LABELS:
+                x, y = a == label, b == label
+                total = x.sum() + y.sum()
+                dice.append(2.0 * (x & y).sum() / total if total else 1.0)
+                if x.any() and y.any():
+                    hd.append(hd95_masks(y, x, spacing))
+            rows.append({"subject": subject, "frame": frame, "dice": float(np.mean(dice)),
+                         "hd95": float(np.mean(hd)) if hd else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def _rows(analysis: str, model: str, measure: str, group: str, value: float,
+          phantom: float = float("nan")) -> dict:
+    return {"analysis": analysis, "model": model, "measure": measure, "group": group, "value": float(value),
+            "phantom": float(phantom)}
+
+
+def completion(nets: dict[str, cheart.CHeartNet], test: Cohort, spacing: tuple[float, float]) -> list[dict]:
+    """Dice and HD95 per frame of each model's completion and of copying the first frame."""
+    frames = test.sequences.shape[1]
+    predictions = {name: cheart.complete(net, test.sequences[:, 0], test.covariates, frames)
+                   for name, net in nets.items()}
+    predictions["copy_first"] = np.repeat(test.sequences[:, :1], frames, axis=1)
+    rows = []
+    for name, predicted in predictions.items():
+        scores = frame_scores(predicted, test.sequences, spacing).groupby("frame")[["dice", "hd95"]].mean()
+        for measure in ("dice", "hd95"):
+            rows += [_rows("completion", name, measure, f"frame {f}", v) for f, v in scores[measure].items()]
+            rows.append(_rows("completion", name, measure, "later frames", scores[measure].iloc[1:].mean()))
+    return rows
+
+
+def _age_effects(table: pd.DataFrame, covariates: Sequence[Covariates]) -> pd.Series:
+    """Change of each index per decade of age, by least squares on age, sex and pressure over the subjects
+    where the index is defined (the ejection fraction is not without a cavity); NaN with too few of them."""
+    design = np.array([[1.0, (c.age - REFERENCE_AGE) / 10, c.male, c.systolic_bp / 10] for c in covariates])
+    effects = {}
+    for index in table.columns:
+        defined = np.isfinite(table[index].to_numpy())
+        enough = defined.sum() > design.shape[1]
+        effects[index] = (np.linalg.lstsq(design[defined], table[index].to_numpy()[defined], rcond=None)[0][1]
+                          if enough else float("nan"))
+    return pd.Series(effects)
+
+
+def _wasserstein(first: pd.Series, second: pd.Series) -> float:
+    """The 1-Wasserstein distance between the defined values of two samples (NaN if either has none)."""
+    first, second = first.dropna(), second.dropna()
+    return wasserstein_distance(first, second) if len(first) and len(second) else float("nan")
+
+
+def generation(nets: dict[str, cheart.CHeartNet], seed: int, settings: CardiacSettings, grid: Grid, frames: int,
+               per_cell: int) -> list[dict]:
+    """Generated cohorts per sex and age group against phantom cohorts of the same covariates."""
+    voxel = float(np.prod(grid.spacing))
+    rows = []
+    people: list[Covariates] = []
+    truth_tables, model_tables = [], {name: [] for name in nets}
+    for cell, (male, ages) in enumerate((m, a) for m in (0, 1) for a in AGE_GROUPS):
+        group = f"{'male' if male else 'female'} {ages[0]:.0f}-{ages[1]:.0f}"
+        truth = draw_cohort(np.random.SeedSequence([seed, cell]), settings, grid, frames,
+                            lambda rng, m=male, a=ages: Covariates.draw(rng, age=a, male=m), subjects=per_cell)
+        truth_table = indices_table(truth.sequences, voxel)
+        truth_tables.append(truth_table)
+        people += truth.covariates
+        for name, net in nets.items():
+            generated = indices_table(cheart.generate(net, truth.covariates, frames, seed=seed + cell), voxel)
+            model_tables[name].append(generated)
+            rows += [_rows("generation", name, f"{index} wasserstein", group,
+                           _wasserstein(generated[index], truth_table[index])) for index in INDICES]
+    truth_effects = _age_effects(pd.concat(truth_tables, ignore_index=True), people)
+    for name, tables in model_tables.items():
+        effects = _age_effects(pd.concat(tables, ignore_index=True), people)
+        rows += [_rows("generation", name, f"{index} per decade", "all", effects[index], truth_effects[index])
+                 for index in INDICES]
+    return rows
+
+
+def ageing(nets: dict[str, cheart.CHeartNet], test: Cohort, settings: CardiacSettings, grid: Grid) -> list[dict]:
+    """Each model's predicted change of the indices AGEING_YEARS on, against the phantom's change."""
+    frames = test.sequences.shape[1]
+    voxel = float(np.prod(grid.spacing))
+    older = [replace(c, age=c.age + AGEING_YEARS) for c in test.covariates]
+    truth_older = np.stack([render(s, settings, grid, c, frames) for s, c in zip(test.seeds, older)])
+    truth_change = (indices_table(truth_older, voxel) - indices_table(test.sequences, voxel)).mean()
+    rows = []
+    for name, net in nets.items():
+        now = indices_table(cheart.complete(net, test.sequences[:, 0], test.covariates, frames), voxel)
+        later = indices_table(cheart.complete(net, test.sequences[:, 0], older, frames), voxel)
+        change = (later - now).mean()
+        rows += [_rows("ageing", name, f"{index} change", f"+{AGEING_YEARS:.0f} years", change[index],
+                       truth_change[index]) for index in INDICES]
+    return rows
