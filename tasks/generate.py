@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,8 @@ class SyntheticData:
         registration_val, registration_test: the evaluation pairs.
         groundtruth: the true displacement of every evaluation pair.
         pairings: "paired" (intra-subject) or "unpaired" (inter-subject), the official key.
+        covariates: each subject's clinical factors, where the generator draws them (recorded in the dataset
+            json under ``covariates``, keyed by the four-digit subject number).
     """
 
     cases: dict[CaseId, Case]
@@ -44,19 +48,22 @@ class SyntheticData:
     registration_test: list[PairId]
     groundtruth: dict[PairId, Displacement]
     pairings: str
+    covariates: dict[int, dict[str, float]] | None = None
 
 
-def generate(spec: TaskSpec, *, scale: str = "default", seed: int | None = None) -> SyntheticData:
-    """Run the task's generator with a generator seeded from ``seed`` (the spec's seed by default)."""
+def generate(spec: TaskSpec, *, scale: str = "default", seed: int | None = None,
+             inputs: Mapping[str, Any] | None = None) -> SyntheticData:
+    """Run the task's generator with a generator seeded from ``seed`` (the spec's seed by default); ``inputs``
+    are files other jobs made that the generator takes by keyword (``cardiac_cohort``: its ``model``)."""
     if not spec.synthetic or spec.generator is None:
         raise RegbenchError(f"task {spec.name!r} is not synthetic (source: {spec.source})")
     module = importlib.import_module(f"regbench.tasks.{spec.generator}")
     rng = np.random.default_rng(spec.seed if seed is None else seed)
-    return module.generate(spec, spec.scale(scale), rng)
+    return module.generate(spec, spec.scale(scale), rng, **(inputs or {}))
 
 
 def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "default",
-              seed: int | None = None) -> Path:
+              seed: int | None = None, inputs: Mapping[str, Any] | None = None) -> Path:
     """Generate a task and write it to ``outdir``, replacing a previous copy only once the new one is complete.
 
     An existing ``outdir`` must be empty or a dataset regbench generated for the same task; anything else is
@@ -65,7 +72,7 @@ def make_task(name_or_path: str | Path, outdir: str | Path, *, scale: str = "def
     spec = load_spec(name_or_path)
     outdir = Path(outdir)
     _check_replaceable(outdir, spec.name)
-    return write_staged(spec, generate(spec, scale=scale, seed=seed), outdir)
+    return write_staged(spec, generate(spec, scale=scale, seed=seed, inputs=inputs), outdir)
 
 
 def write_staged(spec: TaskSpec, data: SyntheticData, outdir: Path) -> Path:
@@ -132,5 +139,7 @@ def write_synthetic(spec: TaskSpec, data: SyntheticData, root: Path) -> None:
         training=[entry(c) for c in data.training], test=[entry(c) for c in data.test],
         registration_val=pairs(data.registration_val), registration_test=pairs(data.registration_test),
         pairings=data.pairings, description=spec.description,
+        extra=None if data.covariates is None else
+        {"covariates": {f"{subject:04d}": values for subject, values in sorted(data.covariates.items())}},
     )
     write_dataset(root, description, {relpaths[c]: case for c, case in data.cases.items()}, data.groundtruth)

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from regbench import io
+from regbench.errors import RegbenchError
 from regbench.generative import cheart, evaluation
 from regbench.tasks.cardiac import CardiacSettings
 from regbench.tasks.phantom import Grid
@@ -53,10 +54,22 @@ class Study:
 
 
 STUDIES = {
-    "smoke": Study(48, 8, 4, 128.0, cheart.CHeartSettings(size=32, frames=6, channels=(8, 16, 32), steps=120)),
-    "default": Study(512, 64, 32, 128.0, cheart.CHeartSettings()),
+    # smoke: 300 steps at a higher rate is the least after which every generated heart has an LV (measured: 120
+    # steps left some empty) and completion beats copying the first frame (Dice 0.84 against 0.68)
+    "smoke": Study(48, 8, 4, 128.0, cheart.CHeartSettings(size=32, frames=6, channels=(8, 16, 32), steps=300,
+                                                          lr=3e-3)),
+    "default": Study(512, 64, 100, 128.0, cheart.CHeartSettings()),
 }
 STUDIES["paper"] = STUDIES["default"]
+
+
+def study_for_size(shape: tuple[int, ...], *, task: str) -> Study:
+    """The study whose label maps have ``shape`` (a task's grid at some scale)."""
+    for study in STUDIES.values():
+        if tuple(shape) == (study.model.size, study.model.size):
+            return study
+    sizes = sorted({s.model.size for s in STUDIES.values()})
+    raise RegbenchError(f"task {task!r}: no generative study makes {tuple(shape)} label maps (sides: {sizes})")
 
 
 def save_model(path: Path, net: cheart.CHeartNet) -> None:

@@ -27,8 +27,8 @@ from regbench.metrics.leaderboard import PLACE, load_metrics, not_scored, overal
 from regbench.registry import method_class
 from regbench.report import plots
 from regbench.report.environment import environment
-from regbench.report.html import (MethodSettings, PageFigure, ReportPage, RobustnessSection, TaskSection,
-                                  render_report)
+from regbench.report.html import (MethodSettings, PageFigure, ReportPage, RobustnessSection, SubgroupSection,
+                                  TaskSection, render_report)
 from regbench.report.palette import method_palette
 from regbench.report.results import (
     RUNTIME, SDLOGJ, Metric, case_table, label_means, method_means, present, primary_metric, read_benchmark,
@@ -154,6 +154,17 @@ def write_task_plots(dataset: str | Path, metrics: Mapping[str, str | Path], reg
     return [out_dir / f"{f['name']}.png" for f in figures]
 
 
+def generative_summary(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The generative model's evaluation table (``regbench.generative.evaluation``) as the report shows it: per
+    analysis and measure, each model's value over the later frames, the mean over the generation cells or the
+    whole cohort, and the phantom's value where it has one."""
+    rows = evaluation.assign(key=evaluation["analysis"] + " / " + evaluation["measure"])
+    rows = rows[(rows["analysis"] != "completion") | (rows["group"] == "later frames")]
+    values = rows.groupby(["key", "model"], sort=False)["value"].mean().unstack("model")
+    phantom = rows.groupby("key", sort=False)["phantom"].mean()
+    return values.assign(phantom=phantom)
+
+
 def resolved_settings(method: str, scale: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters a method ran with: the scale's preset with the overrides applied, nested
     settings flattened to dotted names."""
@@ -191,7 +202,8 @@ def _method_settings(runs: Sequence[Run], method: str, scale: str) -> MethodSett
 
 def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], overall: str | Path,
                  plot_dirs: Mapping[str, str | Path], runs: Sequence[Run], out_html: str | Path,
-                 tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None) -> Path:
+                 tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None,
+                 subgroups: Mapping[str, str | Path] | None = None, generative: str | Path | None = None) -> Path:
     """The report page, ``out_html`` (figures embedded, so the file stands alone; SVGs linked beside it),
     the leaderboards as HTML tables into ``tables_dir`` and the overall figures into ``overview_dir``.
 
@@ -201,6 +213,8 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         plot_dirs: each task's figure folder (``write_task_plots``).
         runs: every (task, method) the workflow ran.
         robustness: the robustness track's summary CSV, where the run included the track.
+        subgroups: each subgroup table (``metrics.subgroups``) by task, where a task records covariates.
+        generative: the generative model's ``evaluation.csv``, where it ran.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
     methods = [str(m) for m in config["methods"]]
@@ -237,7 +251,9 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         best=[str(m) for m in overall_board.index[overall_board[PLACE] == overall_board[PLACE].min()]],
         tasks=sections,
         methods=[_method_settings(runs, m, str(config["scale"])) for m in methods if any(r.method == m for r in runs)],
-        environment=environment(), palette=palette, robustness=track)
+        environment=environment(), palette=palette, robustness=track,
+        subgroups=[SubgroupSection(task, pd.read_csv(path)) for task, path in (subgroups or {}).items()],
+        generative=None if generative is None else generative_summary(pd.read_csv(generative)))
     with io.atomic_path(out_html) as tmp:
         tmp.write_text(render_report(page, out_html.parent))
     return out_html

@@ -92,6 +92,14 @@ class RobustnessSection:
 
 
 @dataclass(frozen=True)
+class SubgroupSection:
+    """A task's subgroup analysis (``metrics.subgroups``): every method's accuracy per subgroup of subjects."""
+
+    task: str
+    table: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class ReportPage:
     """Everything the page shows."""
 
@@ -104,6 +112,8 @@ class ReportPage:
     environment: Mapping[str, str]
     palette: Mapping[str, str] = field(default_factory=dict)
     robustness: RobustnessSection | None = None  # where the run included the track
+    subgroups: Sequence[SubgroupSection] = ()  # tasks whose subjects have covariates
+    generative: pd.DataFrame | None = None  # the generative model's evaluation summary, where it ran
 
 
 def _e(text: object) -> str:
@@ -228,11 +238,37 @@ def _robustness(section: RobustnessSection, base: Path, number: int) -> str:
             f'<div class="wide">{table}</div>{_figure(section.figure, base, number)}</section>')
 
 
+def _subgroups(sections: Sequence[SubgroupSection]) -> str:
+    parts = ['<section id="subgroups"><h2>Subgroups</h2>'
+             "<p>Mean DSC and HD95 of each method per subgroup of the subjects (by the covariates the dataset "
+             "records), and each subgroup's gap to all other pairs with a bootstrap 95 % interval "
+             "(<i>_low</i>, <i>_high</i>): an interval that excludes 0 is a gap the spread of the pairs does not "
+             "explain.</p>"]
+    for section in sections:
+        frame = section.table.set_index(["method", "covariate", "subgroup"])
+        parts.append(f'<div class="wide">{_frame_html(frame, caption=f"Subgroups: {section.task}", index_name="method")}'
+                     "</div>")
+    return "".join(parts) + "</section>"
+
+
+def _generative(summary: pd.DataFrame) -> str:
+    table = _frame_html(summary, caption="Conditional generative model", index_name="analysis / measure")
+    return ('<section id="generative"><h2>Generative model of the heart</h2>'
+            "<p>The conditional model (CHeart-style) and its ablation without conditions on phantom subjects they "
+            "never saw: sequence completion from the first frame (Dice and HD95 in mm, mean over the later frames; "
+            "<i>copy_first</i> repeats the first frame), generated cohorts (Wasserstein distance of each clinical "
+            "index to the phantom's, mean over the sex and age cells; the change per decade of age against the "
+            "phantom's), and ageing (each subject's predicted change 20 years on against the phantom's).</p>"
+            f'<div class="wide">{table}</div></section>')
+
+
 def render_report(page: ReportPage, base: Path) -> str:
     """The page as HTML; ``base`` is the folder the page will be written to (SVG links are relative to it)."""
     links = [("overview", "Overview"), ("ranking", "Ranking"),
              *((_slug(t.task), t.task) for t in page.tasks),
              *([("robustness", "Robustness")] if page.robustness else []),
+             *([("subgroups", "Subgroups")] if page.subgroups else []),
+             *([("generative", "Generative model")] if page.generative is not None else []),
              ("methods", "Methods"), ("environment", "Environment"), ("reproduce", "Reproduce")]
     nav = "".join(f'<a href="#{anchor}">{_e(text)}</a>' for anchor, text in links)
     sections = [_overview(page),
@@ -244,6 +280,10 @@ def render_report(page: ReportPage, base: Path) -> str:
         number += len(task.figures)
     if page.robustness:
         sections.append(_robustness(page.robustness, base, number))
+    if page.subgroups:
+        sections.append(_subgroups(page.subgroups))
+    if page.generative is not None:
+        sections.append(_generative(page.generative))
     sections += [_methods(page), _environment(page), _reproduce(page)]
     generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

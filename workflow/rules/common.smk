@@ -1,4 +1,5 @@
 # Validation of the configuration and the helpers the rules share.
+import importlib
 import os
 import re
 
@@ -46,6 +47,21 @@ wildcard_constraints:
 def dataset_dir(task):
     """The Learn2Reg folder of a task, generated under RESULTS/data/."""
     return results(f"data/{task}")
+
+
+def _generator(task):
+    """The generator module of a synthetic task (None for real data)."""
+    spec = SPECS[task]
+    return importlib.import_module(f"regbench.tasks.{spec.generator}") if spec.synthetic else None
+
+
+# Tasks whose datasets record each subject's covariates: the workflow analyses them by subgroup.
+SUBGROUP_TASKS = [t for t in TASKS if getattr(_generator(t), "RECORDS_COVARIATES", False)]
+
+
+def dataset_inputs(wildcards):
+    """Files other jobs make that a task's generator takes (``cardiac_cohort``: the generative model)."""
+    return {name: results(path) for name, path in getattr(_generator(wildcards.task), "WORKFLOW_INPUTS", {}).items()}
 
 
 def supports(method, task):
@@ -122,5 +138,7 @@ def final_outputs():
     return [
         results("leaderboard/overall.csv"),
         *expand(results("leaderboard/{task}.csv"), task=TASKS),
+        *expand(results("leaderboard/{task}_subgroups.csv"), task=SUBGROUP_TASKS),
+        *([results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else []),
         results("report.html"),  # with the robustness track's section where the run includes the track
     ]

@@ -1,4 +1,6 @@
 rule dataset:
+    input:
+        unpack(dataset_inputs),
     output:
         directory(results("data/{task}")),
     log:

@@ -32,3 +32,22 @@ rule overall_leaderboard:
         runtime=5,
     script:
         "../scripts/overall_leaderboard.py"
+
+
+rule subgroups:
+    input:
+        metrics=results("metrics/{task}"),
+        dataset=lambda w: dataset_dir(w.task),
+    output:
+        csv=results("leaderboard/{task}_subgroups.csv"),
+        md=results("leaderboard/{task}_subgroups.md"),
+    log:
+        results("logs/leaderboard/{task}_subgroups.log"),
+    params:
+        metrics=metrics_by_method,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/subgroups.py"

@@ -64,6 +64,8 @@ rule report:
         plots=expand(results("plots/{task}"), task=TASKS),
         metrics=expand(results("metrics/{task}"), task=TASKS),
         robustness=[results("leaderboard/robustness.csv")] if robustness_runs() else [],
+        subgroups=expand(results("leaderboard/{task}_subgroups.csv"), task=SUBGROUP_TASKS),
+        generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(
@@ -85,6 +87,7 @@ rule report:
     params:
         config=config,
         tasks=TASKS,
+        subgroup_tasks=SUBGROUP_TASKS,
         runs=report_runs(),
     threads: 1
     resources:

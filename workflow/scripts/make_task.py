@@ -13,7 +13,8 @@ if spec.synthetic:
     from regbench.tasks.generate import make_task
 
     torch.set_num_threads(sm.threads)  # parallel jobs must not oversubscribe the cores
-    make_task(sm.params.source, sm.output[0], scale=sm.params.scale, seed=sm.params.seed)
+    make_task(sm.params.source, sm.output[0], scale=sm.params.scale, seed=sm.params.seed,
+              inputs=dict(sm.input.items()))
     logging.info("wrote %s", sm.output[0])
 else:
     from regbench.tasks.real import link_folder

@@ -9,4 +9,6 @@ logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s 
 runs = [Run(**run) for run in sm.params.runs]
 write_report(sm.params.config, dict(zip(sm.params.tasks, sm.input.boards)), sm.input.overall,
              dict(zip(sm.params.tasks, sm.input.plots)), runs, sm.output.html, sm.output.tables, sm.output.overview,
-             robustness=sm.input.robustness[0] if sm.input.robustness else None)
+             robustness=sm.input.robustness[0] if sm.input.robustness else None,
+             subgroups=dict(zip(sm.params.subgroup_tasks, sm.input.subgroups)),
+             generative=sm.input.generative[0] if sm.input.generative else None)

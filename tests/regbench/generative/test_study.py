@@ -1,4 +1,5 @@
-"""The study's outputs: both models saved and loadable as trained, loss logs, the evaluation table on disk."""
+"""The study's outputs: both models saved and loadable as trained, loss logs, the evaluation table on disk
+(determinism: training and generation repeat for a seed, tests/regbench/generative/test_cheart.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pandas as pd
 
 from regbench.generative.cheart import complete
 from regbench.generative.evaluation import MODELS, draw_cohort
-from regbench.generative.study import EVALUATION_FILE, LOSS_FILE, MODEL_FILE, STUDIES, load_model, run_study
+from regbench.generative.study import EVALUATION_FILE, LOSS_FILE, MODEL_FILE, STUDIES, load_model
 from regbench.tasks.cardiac import CardiacSettings
 from regbench.tasks.spec import load_spec
 
@@ -27,8 +28,3 @@ def test_outputs_are_written_and_the_models_load(smoke_study):
         assert losses["cross_entropy"].tail(20).mean() < losses["cross_entropy"].head(20).mean()
         predicted = complete(net, cohort.sequences[:, 0], cohort.covariates, study.model.frames)
         assert predicted.shape == cohort.sequences.shape
-
-
-def test_the_study_repeats_for_a_seed(smoke_study, tmp_path):
-    table, _ = smoke_study
-    pd.testing.assert_frame_equal(run_study("smoke", tmp_path), table)

@@ -1,0 +1,125 @@
+"""``cardiac_cohort``: end-diastole to end-systole of hearts that the conditional generative model
+(``regbench.generative.cheart``) generates for a stratified design of clinical factors, so the benchmark can ask
+whether a method registers old hearts as well as young ones, women's as well as men's.
+
+The test subjects are drawn subgroup by subgroup: each sex x each age group (``AGE_GROUPS``: 20-40, 40-60,
+60-80 years) gets an equal share of the test pairs, the covariates drawn within it as the phantom population
+draws them (``cardiac_population.Covariates``: pressure rising with age). Training and validation subjects come
+from the whole population. For each subject the model generates a cycle from a latent of its prior under the
+subject's covariates; the first frame (end-diastole) is the fixed image, the frame nearest end-systole the
+moving one. Images come from the label maps by the phantom's intensity model (balanced SSFP contrast, a smooth
+random background of the surrounding tissue, a one-voxel blur at the edges, a coil bias field shared by both
+frames, Rician noise). There is no true displacement between generated frames, so the task is scored as real
+data is, by its labels. Each subject's covariates are recorded in the dataset json under ``covariates`` (an
+extra key the official format ignores).
+
+The model: the file ``model`` names (the workflow passes the one its ``generative`` rule trained; its settings
+must be the study's for the scale), else a model trained here with ``regbench.generative.study``'s settings
+for the scale and the task's seed. The grid is the study's (2 mm voxels over 128 mm at default scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from regbench.errors import DatasetError
+from regbench.image import Image, LabelMap
+from regbench.pair import Case, CaseId
+from regbench.tasks import synth
+from regbench.tasks.cardiac import LABELS, TISSUE, CardiacSettings
+from regbench.tasks.cardiac_population import END_SYSTOLE, Covariates
+from regbench.tasks.cohort import Cohort
+from regbench.tasks.generate import SyntheticData
+from regbench.tasks.spec import Scale, TaskSpec, load_spec
+
+# What the workflow gives this generator (keyword -> path under the run's results folder), that its datasets
+# record covariates (so the workflow adds the subgroup analysis) and that they hold no true displacements.
+WORKFLOW_INPUTS = {"model": "generative/cardiac/cheart.pt"}
+RECORDS_COVARIATES = True
+GROUNDTRUTH = False  # no true displacement between generated frames
+AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))
+SUBGROUPS = [(male, ages) for male in (0, 1) for ages in AGE_GROUPS]
+BACKGROUND = (TISSUE["lung"], TISSUE["liver"])  # the range of the smooth tissue texture around the heart
+INTENSITY = {1: TISSUE["blood"], 2: TISSUE["myocardium"], 3: TISSUE["blood"]}
+
+
+@dataclass(frozen=True)
+class CohortSettings:
+    """Image settings (``settings:`` in ``cardiac_cohort.yaml``), as ``cardiac_mr``'s.
+
+    Attributes:
+        contrast: relative spread of each tissue's intensity between subjects.
+        bias_strength: the coil bias field lies in exp([-strength, strength]).
+        noise: standard deviation of the Rician noise, relative to blood.
+    """
+
+    contrast: float
+    bias_strength: float
+    noise: float
+
+
+def design(rng: np.random.Generator, cohort: Cohort) -> dict[int, Covariates]:
+    """Each subject's covariates: training and validation subjects from the whole population, test subjects
+    an equal share per sex and age group (in the order of ``SUBGROUPS``)."""
+    if len(cohort.test) % len(SUBGROUPS):
+        raise DatasetError("cardiac_cohort", f"test_pairs must be a multiple of {len(SUBGROUPS)} (one share per "
+                                             f"sex and age group), got {len(cohort.test)}")
+    drawn = {subject: Covariates.draw(rng) for subject in cohort.training + cohort.val}
+    share = len(cohort.test) // len(SUBGROUPS)
+    for index, subject in enumerate(cohort.test):
+        male, ages = SUBGROUPS[index // share]
+        drawn[subject] = Covariates.draw(rng, age=ages, male=male)
+    return drawn
+
+
+def label_image(rng: np.random.Generator, labels: np.ndarray, background: np.ndarray, contrast: dict[int, float],
+                bias: np.ndarray, noise: float) -> np.ndarray:
+    """An MR-like image of a label map: each label's intensity (the background's own texture), blurred over
+    about one voxel, times the bias field, with Rician noise."""
+    image = background.copy()
+    for label, value in INTENSITY.items():
+        image[labels == label] = value * contrast[label]
+    blurred = ndimage.gaussian_filter(image, sigma=0.5, mode="nearest")
+    return synth.rician_noise(rng, bias * blurred, sigma=noise).astype(np.float32)
+
+
+def generate(spec: TaskSpec, scale: Scale, rng: np.random.Generator, *,
+             model: str | Path | None = None) -> SyntheticData:
+    """The subjects of ``scale``, generated by the model (see the module docstring)."""
+    from regbench.generative import cheart, evaluation, study  # torch only where the cohort is made
+
+    if spec.labels != LABELS:
+        raise DatasetError(spec.path or spec.name, f"labels must be those of the cardiac phantom: {LABELS}")
+    plan = study.study_for_size(scale.shape, task=spec.name)
+    if model is not None:
+        net = study.load_model(model)
+        if net.settings != plan.model:
+            raise DatasetError(model, f"holds a model of other settings than the {spec.name} study's at this scale")
+    else:
+        phantom = load_spec("cardiac_mr").settings_as(CardiacSettings)
+        population = evaluation.draw_cohort(np.random.SeedSequence([spec.seed, 1]), phantom, plan.grid,
+                                            plan.model.frames, subjects=plan.train_subjects)
+        net = cheart.train(plan.model, population.sequences, population.covariates, seed=spec.seed)[0]
+    settings = spec.settings_as(CohortSettings)
+    grid = plan.grid
+    cohort = Cohort.of(scale, pairing="paired", modalities=tuple(spec.modalities), task=spec.name)
+    people = design(rng, cohort)
+    subjects = list(cohort.subjects)
+    frames = net.settings.frames
+    systole = int(round(END_SYSTOLE * frames)) % frames
+    cycles = cheart.generate(net, [people[s] for s in subjects], frames, seed=int(rng.integers(2**31)))
+    cases: dict[CaseId, Case] = {}
+    for subject, cycle, subject_rng in zip(subjects, cycles, rng.spawn(len(subjects))):
+        low, high = BACKGROUND
+        background = low + (high - low) * 0.5 * (1 + synth.smooth_noise(subject_rng, grid.shape, sigma=3.0))
+        contrast = {label: subject_rng.uniform(1 - settings.contrast, 1 + settings.contrast) for label in LABELS}
+        bias = synth.bias_field(subject_rng, grid.shape, strength=settings.bias_strength)
+        for case_id, labels in zip(cohort.cases(subject), (cycle[0], cycle[systole])):
+            image = label_image(subject_rng, labels, background, contrast, bias, settings.noise)
+            cases[case_id] = Case(case_id, Image(image, grid.affine), LabelMap(labels, grid.affine))
+    return SyntheticData(cases, cohort.training_cases, cohort.test_cases, cohort.pairs("val"), cohort.pairs("test"),
+                         {}, cohort.pairing, covariates={s: people[s].as_dict() for s in subjects})
