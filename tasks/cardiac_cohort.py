@@ -6,8 +6,11 @@ The test subjects are drawn subgroup by subgroup: each sex x each age group (``A
 60-80 years) gets an equal share of the test pairs, the covariates drawn within it as the phantom population
 draws them (``cardiac_population.Covariates``: pressure rising with age). Training and validation subjects come
 from the whole population. For each subject the model generates a cycle from a latent of its prior under the
-subject's covariates; the first frame (end-diastole) is the fixed image, the frame nearest end-systole the
-moving one. Images come from the label maps by the phantom's intensity model (balanced SSFP contrast, a smooth
+subject's covariates, redrawn until the heart is plausible (``plausible``: every label at end-diastole and
+end-systole, an ejection fraction in ``EJECTION_RANGE``; at default scale 40 % of the first draws were not, more
+at the extreme ages, which without the check made those subgroups look harder for every method); the first
+frame (end-diastole) is the fixed image, the frame nearest end-systole the moving one. Each subject's count of
+latents drawn is recorded beside its covariates. Images come from the label maps by the phantom's intensity model (balanced SSFP contrast, a smooth
 random background of the surrounding tissue, a one-voxel blur at the edges, a coil bias field shared by both
 frames, Rician noise). There is no true displacement between generated frames, so the task is scored as real
 data is, by its labels. Each subject's covariates are recorded in the dataset json under ``covariates`` (an
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -31,10 +35,13 @@ from regbench.image import Image, LabelMap
 from regbench.pair import Case, CaseId
 from regbench.tasks import synth
 from regbench.tasks.cardiac import LABELS, TISSUE, CardiacSettings
-from regbench.tasks.cardiac_population import END_SYSTOLE, Covariates
+from regbench.tasks.cardiac_population import END_SYSTOLE, Covariates, clinical_indices
 from regbench.tasks.cohort import Cohort
 from regbench.tasks.generate import SyntheticData
 from regbench.tasks.spec import Scale, TaskSpec, load_spec
+
+if TYPE_CHECKING:
+    from regbench.generative.cheart import CHeartNet
 
 # What the workflow gives this generator (keyword -> path under the run's results folder), that its datasets
 # record covariates (so the workflow adds the subgroup analysis) and that they hold no true displacements.
@@ -45,6 +52,8 @@ AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))
 SUBGROUPS = [(male, ages) for male in (0, 1) for ages in AGE_GROUPS]
 BACKGROUND = (TISSUE["lung"], TISSUE["liver"])  # the range of the smooth tissue texture around the heart
 INTENSITY = {1: TISSUE["blood"], 2: TISSUE["myocardium"], 3: TISSUE["blood"]}
+EJECTION_RANGE = (0.2, 0.85)  # what a generated heart must eject to be kept (the phantom's: about 0.45-0.7)
+MAX_DRAWS = 50  # latents tried per subject before the generation gives up
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,36 @@ def design(rng: np.random.Generator, cohort: Cohort) -> dict[int, Covariates]:
         male, ages = SUBGROUPS[index // share]
         drawn[subject] = Covariates.draw(rng, age=ages, male=male)
     return drawn
+
+
+def plausible(cycle: np.ndarray, systole: int) -> bool:
+    """Whether a generated cycle (frames, S, S) is a heart the benchmark can score: every label at end-diastole
+    and end-systole, and an ejection fraction of its LV cavity within ``EJECTION_RANGE``."""
+    present = all((cycle[frame] == label).any() for frame in (0, systole) for label in LABELS)
+    ejected = clinical_indices(cycle, 1.0, systole)["ejection_fraction"] if present else float("nan")
+    return present and EJECTION_RANGE[0] <= ejected <= EJECTION_RANGE[1]
+
+
+def generate_plausible(net: CHeartNet, people: list[Covariates], systole: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, list[int]]:
+    """One plausible cycle per person (``plausible``), new latents from the prior drawn for the rejected ones
+    until each is kept; the cycles and how many latents each person took."""
+    from regbench.generative import cheart
+
+    frames = net.settings.frames
+    cycles = np.zeros((len(people), frames, net.settings.size, net.settings.size), np.uint8)
+    draws = [0] * len(people)
+    pending = list(range(len(people)))
+    while pending:
+        made = cheart.generate(net, [people[i] for i in pending], frames, seed=int(rng.integers(2**31)))
+        for index, cycle in zip(pending, made):
+            draws[index] += 1
+            cycles[index] = cycle
+        pending = [i for i in pending if not plausible(cycles[i], systole)]
+        if any(draws[i] >= MAX_DRAWS for i in pending):
+            raise DatasetError("cardiac_cohort", f"the generative model made no plausible heart in {MAX_DRAWS} draws "
+                                                 f"for {len(pending)} subjects; is it trained?")
+    return cycles, draws
 
 
 def label_image(rng: np.random.Generator, labels: np.ndarray, background: np.ndarray, contrast: dict[int, float],
@@ -111,7 +150,7 @@ def generate(spec: TaskSpec, scale: Scale, rng: np.random.Generator, *,
     subjects = list(cohort.subjects)
     frames = net.settings.frames
     systole = int(round(END_SYSTOLE * frames)) % frames
-    cycles = cheart.generate(net, [people[s] for s in subjects], frames, seed=int(rng.integers(2**31)))
+    cycles, draws = generate_plausible(net, [people[s] for s in subjects], systole, rng)
     cases: dict[CaseId, Case] = {}
     for subject, cycle, subject_rng in zip(subjects, cycles, rng.spawn(len(subjects))):
         low, high = BACKGROUND
@@ -122,4 +161,5 @@ def generate(spec: TaskSpec, scale: Scale, rng: np.random.Generator, *,
             image = label_image(subject_rng, labels, background, contrast, bias, settings.noise)
             cases[case_id] = Case(case_id, Image(image, grid.affine), LabelMap(labels, grid.affine))
     return SyntheticData(cases, cohort.training_cases, cohort.test_cases, cohort.pairs("val"), cohort.pairs("test"),
-                         {}, cohort.pairing, covariates={s: people[s].as_dict() for s in subjects})
+                         {}, cohort.pairing,
+                         covariates={s: {**people[s].as_dict(), "latents_drawn": n} for s, n in zip(subjects, draws)})

@@ -10,7 +10,7 @@ import pytest
 from regbench.errors import DatasetError, RegbenchError
 from regbench.generative.study import study_for_size
 from regbench.tasks.cardiac import TISSUE
-from regbench.tasks.cardiac_cohort import SUBGROUPS, design, label_image
+from regbench.tasks.cardiac_cohort import SUBGROUPS, design, label_image, plausible
 from regbench.tasks.cohort import Cohort
 from regbench.tasks.spec import Scale
 
@@ -41,3 +41,17 @@ def test_a_grid_no_study_makes_is_refused_by_name():
     assert study_for_size((64, 64), task="t").model.size == 64
     with pytest.raises(RegbenchError, match="task 't': no generative study makes \\(48, 48\\)"):
         study_for_size((48, 48), task="t")
+
+
+def test_only_a_heart_with_every_label_that_ejects_is_plausible():
+    cycle = np.zeros((4, 32, 32), np.uint8)
+    cycle[:, 4:28, 4:28] = 2
+    cycle[:, 2:6, 2:30] = 3
+    cycle[0, 10:22, 10:22] = 1  # 144 pixels at end-diastole
+    cycle[2, 12:20, 12:20] = 1  # 64 at end-systole: ejects 0.56
+    assert plausible(cycle, 2)
+    no_rv = np.where(cycle == 3, 0, cycle)
+    assert not plausible(no_rv, 2)
+    grows = cycle.copy()
+    grows[2, 9:23, 9:23] = 1  # the cavity grows in systole
+    assert not plausible(grows, 2)
