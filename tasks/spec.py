@@ -155,7 +155,10 @@ def _yaml_folder_spec(path: Path, raw: dict[str, Any]) -> TaskSpec:
         raise DatasetError(path, f"source {raw['source']!r} is not a usable path ({err.strerror})") from err
     if not is_folder:
         raise DatasetError(path, f"source {raw['source']!r} is not a folder (looked for {folder})")
-    spec = folder_spec(folder, path=path, description=raw.get("description"), anatomy=raw.get("anatomy"))
+    try:
+        spec = folder_spec(folder, path=path, description=raw.get("description"), anatomy=raw.get("anatomy"))
+    except DatasetError as err:  # named by the folder: say which YAML pointed there
+        raise DatasetError(path, f"source {raw['source']!r} is not a Learn2Reg folder ({err})") from err
     if raw.get("name") not in (None, spec.name):
         raise DatasetError(path, f"name {raw['name']!r} differs from the dataset json's name {spec.name!r}; "
                                  "a real task is named by its json")

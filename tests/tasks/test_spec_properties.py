@@ -62,3 +62,12 @@ def test_a_source_that_is_no_usable_path_is_named(tmp_path, source):
 def _written(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_a_source_that_is_no_learn2reg_folder_is_named_by_the_yaml(tmp_path):
+    # Found by the property test above: source '' is the YAML's own folder, which holds no dataset json.
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump({**BUILT_IN, "source": ""}))
+    with pytest.raises(DatasetError) as raised:
+        load_spec(path)
+    assert str(raised.value).startswith(f"{path}: source '' is not a Learn2Reg folder")
