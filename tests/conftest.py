@@ -30,6 +30,16 @@ def generated_task(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """(evaluation table, output folder) of the generative model's ``run_study("smoke")``, run once: for the
+    tests of its outputs and for making ``cardiac_cohort`` without training a model each time."""
+    from regbench.generative.study import run_study
+
+    out = tmp_path_factory.mktemp("generative")
+    return run_study("smoke", out), out
+
+
 @pytest.fixture
 def rng():
     import numpy as np
