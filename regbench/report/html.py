@@ -245,7 +245,7 @@ def _subgroups(sections: Sequence[SubgroupSection]) -> str:
              "(<i>_low</i>, <i>_high</i>): an interval that excludes 0 is a gap the spread of the pairs does not "
              "explain.</p>"]
     for section in sections:
-        frame = section.table.set_index(["method", "covariate", "subgroup"])
+        frame = section.table.set_index("method")
         parts.append(f'<div class="wide">{_frame_html(frame, caption=f"Subgroups: {section.task}", index_name="method")}'
                      "</div>")
     return "".join(parts) + "</section>"
