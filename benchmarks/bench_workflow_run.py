@@ -71,8 +71,8 @@ def main() -> None:
         wall, cpu, log = run(workdir, args.cores, args.scale)
         jobs = Counter(line.split("rule ", 1)[1].rstrip(":") for line in log.splitlines()
                        if line.startswith(("rule ", "localrule ")) and line.endswith(":"))
-        print(f"{args.scale} run on {args.cores} cores: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU of all "
-              f"jobs, {sum(jobs.values())} jobs")
+        print(f"{args.scale} run on {args.cores} cores: {wall:.0f} s wall ({wall / 60:.1f} min), "
+              f"{cpu:.0f} s CPU of all jobs, {sum(jobs.values())} jobs")
         print("jobs per rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(jobs.items())))
         print("CPU seconds per method (train, register and robustness jobs, every task) and share of all CPU:")
         print(per_method_cpu(workdir / "results", cpu).round(1).to_markdown())

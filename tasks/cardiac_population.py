@@ -19,10 +19,10 @@ Their direction and rough size follow the cardiovascular MR literature; the size
   doi:10.1161/01.CIR.102.4.470). It rises with age and is a little higher in men, as in population surveys, so
   age and pressure are correlated here too (tests separate them by multiple regression).
 
-The cycle: frame k of ``frames`` sits at phase t = k / frames of one beat (``cycle_phases``). The heart contracts from
-end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and relaxes back, ``contraction(t)`` going smoothly
-from 0 to 1 and back to 0; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v
-the subject's ``Contraction`` velocity, so the end-systolic frame is exactly ``cardiac_mr``'s moving image.
+The cycle: frame k of ``frames`` sits at phase t = k / frames of one beat (``cycle_phases``). The heart contracts
+from end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and relaxes back, ``contraction(t)`` going smoothly
+from 0 to 1 and back to 0; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v the
+subject's ``Contraction`` velocity, so the end-systolic frame is exactly ``cardiac_mr``'s moving image.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from regbench.tasks.phantom import Grid
 END_SYSTOLE = 0.35  # fraction of the beat from end-diastole to end-systole
 REFERENCE_AGE = 50.0  # years: the effects are stated relative to a 50-year-old woman at 120 mmHg
 REFERENCE_BP = 120.0  # mmHg
+AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))  # years: the groups cohorts are stratified by
+SUBGROUPS = [(male, ages) for male in (0, 1) for ages in AGE_GROUPS]  # (male, age group), each sex x age group
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def cycle_phases(frames: int) -> np.ndarray:
     return np.arange(frames) / frames
 
 
+def end_systole_frame(phases: np.ndarray) -> int:
+    """The index of the phase closest to end-systole."""
+    return int(np.argmin(np.abs(np.asarray(phases) - END_SYSTOLE)))
+
+
 @dataclass(frozen=True)
 class CineSubject:
     """One subject's frames.
@@ -144,7 +151,7 @@ class CineSubject:
     @property
     def end_systole(self) -> int:
         """The frame closest to end-systole."""
-        return int(np.argmin(np.abs(self.phases - END_SYSTOLE)))
+        return end_systole_frame(self.phases)
 
     @property
     def voxel_mm2(self) -> float:

@@ -7,12 +7,12 @@ a Gaussian latent, and a recurrent decoder (an LSTM cell) that unrolls the cycle
 label map decoded from the cell's state by transposed convolutions. The clinical conditions (age, sex,
 systolic pressure) enter the encoder as constant input channels (as in CHeart), and the decoder's initial
 state and every step's input beside the latent; the ablation without conditions (``conditioned=False``) sees
-zeros there. The loss is CHeart's: a time-weighted
-cross-entropy over the frames plus beta KL. With the cross-entropy summed over the pixels (the label maps'
-negative log-likelihood, ``loss``), beta is 1, the plain VAE: at CHeart's 0.01 the latent took about 1000 nats
-and hearts drawn from the prior were far from the phantom's (Wasserstein distance of the LV cavity area 1500
-mm^2 against 880 at beta 1; default-scale study), with the same completion (Dice 0.879 against 0.881). The weights rise linearly from 1
-at the first frame to 2 at the last (our choice: later frames are further from what the encoder saw).
+zeros there. The loss is CHeart's: a time-weighted cross-entropy over the frames plus beta KL. The weights rise
+linearly from 1 at the first frame to 2 at the last (our choice: later frames are further from what the encoder
+saw). With the cross-entropy summed over the pixels (the label maps' negative log-likelihood, ``loss``), beta
+is 1, the plain VAE: at CHeart's 0.01 the latent took about 1000 nats and hearts drawn from the prior were far
+from the phantom's (Wasserstein distance of the LV cavity area 1500 mm^2 against 880 at beta 1; default-scale
+study), with the same completion (Dice 0.879 against 0.881).
 
 Uses: sequence completion (``complete``: the whole cycle from the first frame and the conditions),
 generation (``generate``: latents from the prior, decoded under given conditions) and ageing

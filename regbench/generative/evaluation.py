@@ -28,12 +28,11 @@ from scipy.stats import wasserstein_distance
 from regbench.generative import cheart
 from regbench.metrics.hd95 import hd95_masks
 from regbench.tasks.cardiac import LABELS, CardiacSettings
-from regbench.tasks.cardiac_population import (REFERENCE_AGE, Covariates, clinical_indices, cycle_phases,
-                                               draw_subject)
+from regbench.tasks.cardiac_population import (REFERENCE_AGE, SUBGROUPS, Covariates, clinical_indices,
+                                               cycle_phases, draw_subject)
 from regbench.tasks.phantom import Grid
 
 INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area")
-AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))
 AGEING_YEARS = 20.0
 MODELS = {"cheart": True, "unconditioned": False}  # model name -> conditioned
 
@@ -140,7 +139,7 @@ def generation(nets: dict[str, cheart.CHeartNet], seed: int, settings: CardiacSe
     rows = []
     people: list[Covariates] = []
     truth_tables, model_tables = [], {name: [] for name in nets}
-    for cell, (male, ages) in enumerate((m, a) for m in (0, 1) for a in AGE_GROUPS):
+    for cell, (male, ages) in enumerate(SUBGROUPS):
         group = f"{'male' if male else 'female'} {ages[0]:.0f}-{ages[1]:.0f}"
         truth = draw_cohort(np.random.SeedSequence([seed, cell]), settings, grid, frames,
                             lambda rng, m=male, a=ages: Covariates.draw(rng, age=a, male=m), subjects=per_cell)

@@ -72,6 +72,18 @@ def study_for_size(shape: tuple[int, ...], *, task: str) -> Study:
     raise RegbenchError(f"task {task!r}: no generative study makes {tuple(shape)} label maps (sides: {sizes})")
 
 
+def phantom_settings() -> CardiacSettings:
+    """The cardiac phantom the population is drawn from (``cardiac_mr``'s settings)."""
+    return load_spec("cardiac_mr").settings_as(CardiacSettings)
+
+
+def phantom_cohort(study: Study, seed: int, part: str) -> evaluation.Cohort:
+    """The study's ``train`` or ``test`` subjects for ``seed`` (disjoint streams of the one seed)."""
+    stream, subjects = {"train": (1, study.train_subjects), "test": (2, study.test_subjects)}[part]
+    return evaluation.draw_cohort(np.random.SeedSequence([seed, stream]), phantom_settings(), study.grid,
+                                  study.model.frames, subjects=subjects)
+
+
 def save_model(path: Path, net: cheart.CHeartNet) -> None:
     """The settings (plain values) and weights, loadable with ``weights_only``."""
     with io.atomic_path(path) as tmp:
@@ -92,12 +104,9 @@ def run_study(scale: str, out_dir: str | Path, *, seed: int = 0, threads: int = 
     study = STUDIES[scale]
     out = Path(out_dir)
     torch.set_num_threads(threads)
-    phantom = load_spec("cardiac_mr").settings_as(CardiacSettings)
+    phantom = phantom_settings()
     grid, frames = study.grid, study.model.frames
-    train_cohort = evaluation.draw_cohort(np.random.SeedSequence([seed, 1]), phantom, grid, frames,
-                                          subjects=study.train_subjects)
-    test_cohort = evaluation.draw_cohort(np.random.SeedSequence([seed, 2]), phantom, grid, frames,
-                                         subjects=study.test_subjects)
+    train_cohort, test_cohort = phantom_cohort(study, seed, "train"), phantom_cohort(study, seed, "test")
     nets = {}
     for name, conditioned in evaluation.MODELS.items():
         log.info("training %s on %d subjects (%d steps)", name, study.train_subjects, study.model.steps)

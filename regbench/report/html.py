@@ -245,9 +245,9 @@ def _subgroups(sections: Sequence[SubgroupSection]) -> str:
              "(<i>_low</i>, <i>_high</i>): an interval that excludes 0 is a gap the spread of the pairs does not "
              "explain.</p>"]
     for section in sections:
-        frame = section.table.set_index("method")
-        parts.append(f'<div class="wide">{_frame_html(frame, caption=f"Subgroups: {section.task}", index_name="method")}'
-                     "</div>")
+        table = _frame_html(section.table.set_index("method"), caption=f"Subgroups: {section.task}",
+                            index_name="method")
+        parts.append(f'<div class="wide">{table}</div>')
     return "".join(parts) + "</section>"
 
 

@@ -10,7 +10,8 @@ import pytest
 from regbench.errors import DatasetError, RegbenchError
 from regbench.generative.study import study_for_size
 from regbench.tasks.cardiac import TISSUE
-from regbench.tasks.cardiac_cohort import SUBGROUPS, design, label_image, plausible
+from regbench.tasks.cardiac_cohort import design, label_image, plausible
+from regbench.tasks.cardiac_population import SUBGROUPS
 from regbench.tasks.cohort import Cohort
 from regbench.tasks.spec import Scale
 

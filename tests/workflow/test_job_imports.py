@@ -1,5 +1,5 @@
-"""Jobs that only read and write tables, images and fields start without torch: importing it costs a second or two per job, and a
-smoke run has dozens of such jobs."""
+"""Jobs that only read and write tables, images and fields start without torch: importing it costs a second or
+two per job, and a smoke run has dozens of such jobs."""
 
 from __future__ import annotations
 
