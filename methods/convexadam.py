@@ -48,10 +48,10 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.method import Capabilities, Hyperparams, Method, Resources
 from regbench.methods.components.filters import box_filter
+from regbench.methods.components.instance import adam_refine
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.pyramid import downsample_image, resize_disp
-from regbench.methods.components.regularisers import diffusion_loss
 from regbench.pair import Pair
 from regbench.spatial import warp
 
@@ -161,11 +161,6 @@ def inverse_consistent(forward: torch.Tensor, backward: torch.Tensor, *, iterati
     return forward, backward
 
 
-def smooth_field(field: torch.Tensor) -> torch.Tensor:
-    """Three passes of a 3x3(x3) box filter: approximately a cubic B-spline of the control values."""
-    return box_filter(box_filter(box_filter(field, 3), 3), 3)
-
-
 class ConvexAdam(Method):
     """MIND features, coupled convex optimisation of a coarse discrete field, then Adam refinement."""
 
@@ -200,20 +195,11 @@ class ConvexAdam(Method):
         return inverse_consistent(forward, backward, iterations=p.ic_iterations)[0]
 
     def adam(self, fixed: torch.Tensor, moving: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-        """The Adam stage: refine ``initial`` (any grid, voxels) on the Adam grid; returns the smoothed field
-        (1, ndim, *adam_grid) in voxels of that grid."""
+        """The Adam stage (``adam_refine``): refine ``initial`` (any grid, voxels) on the Adam grid; returns the
+        smoothed field (1, ndim, *adam_grid) in voxels of that grid."""
         p = self.params
-        fixed, moving = downsample_image(fixed, p.adam_spacing), downsample_image(moving, p.adam_spacing)
-        ndim = fixed.ndim - 2
-        control = resize_disp(initial, tuple(fixed.shape[2:])).requires_grad_()
-        optimiser = torch.optim.Adam([control], lr=p.lr)
-        for _ in range(p.iterations):
-            optimiser.zero_grad()
-            field = smooth_field(control)
-            cost = (warp(moving, field, padding="border") - fixed).square().sum(1).mean()
-            (cost + p.smoothness * diffusion_loss(field) / ndim).backward()
-            optimiser.step()
-        return smooth_field(control).detach()
+        return adam_refine(fixed, moving, initial, spacing=p.adam_spacing, iterations=p.iterations, lr=p.lr,
+                           smoothness=p.smoothness)
 
     def estimate(self, pair: Pair) -> Displacement:
         with torch.no_grad():

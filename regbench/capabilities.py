@@ -15,8 +15,10 @@ class Capabilities:
 
     Attributes:
         dims: spatial dimensionalities it registers (2, 3 or both).
-        multimodal: whether it is meant for pairs whose intensities do not correspond (MR-CT); others still
-            run on such pairs, with a warning.
+        multimodal: whether it is meant for pairs whose intensities do not correspond (MR-CT). The workflow
+            does not run other methods on multi-modal tasks (their assumption that intensities correspond makes
+            their fields meaningless there: vrnet's brightness constancy moved MR-CT labels from Dice 0.57 to
+            0.02); called directly on such a pair they run, with a warning.
         needs_labels: whether training uses label maps (only allowed where the task permits it).
         uncertainty: whether ``register`` returns a per-voxel std or posterior samples with the field.
         max_voxels: the largest image (voxels of the fixed or of the moving image) it registers or trains on;

@@ -60,6 +60,12 @@ class TaskSpec:
     def synthetic(self) -> bool:
         return self.source == "synthetic"
 
+    @property
+    def multimodal(self) -> bool:
+        """Whether the task's images come from more than one modality (by name: inspiration and expiration CT
+        are one), so that its pairs' intensities need not correspond."""
+        return len(set(self.modalities.values())) > 1
+
     def scale(self, name: str) -> Scale:
         if name not in self.scales:
             raise ValueError(f"task {self.name!r}: unknown scale {name!r}; choose one of {sorted(self.scales)}")

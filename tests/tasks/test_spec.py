@@ -83,3 +83,9 @@ def test_a_built_in_name_wins_over_a_folder_of_that_name_in_the_working_director
     (tmp_path / "brain_mr").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_spec("brain_mr").synthetic
+
+
+def test_a_task_is_multimodal_when_its_modalities_have_more_than_one_name():
+    # thorax_ct's inspiration and expiration scans have two indices but are both CT
+    assert load_spec("abdomen_mrct").multimodal
+    assert not load_spec("thorax_ct").multimodal and not load_spec("brain_mr").multimodal

@@ -21,7 +21,7 @@ METHODS = ["identity", "affine", "voxelmorph"]
 def test_a_cohort_run_writes_subgroups_and_the_models_evaluation(tmp_path):
     (tmp_path / "config").mkdir()
     shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config")
-    (tmp_path / "off.yaml").write_text("robustness:\n  methods: []\n")
+    (tmp_path / "off.yaml").write_text("robustness:\n  methods: []\ninstance_optimisation:\n  methods: []\n")
     exe = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
     result = subprocess.run([exe, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
                              "--configfile", str(tmp_path / "config" / "config.yaml"), str(tmp_path / "off.yaml"),

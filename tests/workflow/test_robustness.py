@@ -45,6 +45,10 @@ def test_the_track_writes_per_pair_tables_and_the_summary(tmp_path):
     page = (tmp_path / "results" / "report.html").read_text()
     assert '<section id="robustness">' in page and "Robustness track" in page
     assert (tmp_path / "results" / "plots" / "overall" / "robustness.png").is_file()
+    # config.yaml's instance_optimisation gives voxelmorph a second row, outside the track
+    board = pd.read_csv(tmp_path / "results" / "leaderboard" / "cardiac_mr.csv", index_col="method")
+    assert {"voxelmorph", "voxelmorph+io"} <= set(board.index) and (board["failed"] == 0).all()
+    assert not (tmp_path / "results" / "models" / "cardiac_mr" / "voxelmorph+io.pt").exists()
 
 
 def test_the_track_keeps_to_the_methods_and_tasks_the_run_has(tmp_path):

@@ -50,6 +50,16 @@ def test_dry_run_plans_every_stage_for_every_task(tmp_path):
     for rule in ("dataset", "register", "evaluate", "leaderboard", "overall_leaderboard", "plots", "report"):
         assert f"rule {rule}:" in result.stdout
     assert all(f"results/leaderboard/{task}.csv" in result.stdout for task in TASKS)
+    registered = {(job.wildcards["task"], job.wildcards["method"]) for job in planned_jobs(result.stdout)
+                  if job.rule == "register"}
+    # Methods that assume corresponding intensities (vrnet, csain) do not run on the MR-CT task, only elsewhere;
+    # the networks config instance_optimisation lists get a +io row each, registered with the same trained model.
+    assert ("abdomen_mrct", "voxelmorph") in registered and ("brain_mr", "vrnet") in registered
+    assert not {("abdomen_mrct", "vrnet"), ("abdomen_mrct", "csain"), ("abdomen_mrct", "vrnet+io")} & registered
+    assert {("brain_mr", "voxelmorph+io"), ("abdomen_mrct", "gradirn+io")} <= registered
+    assert ("brain_mr", "identity+io") not in registered
+    trained = [job for job in planned_jobs(result.stdout) if job.rule == "train"]
+    assert not any(job.wildcards["method"].endswith("+io") for job in trained)
 
 
 def test_invalid_config_fails_before_any_job(tmp_path):
@@ -64,6 +74,9 @@ def test_invalid_config_fails_before_any_job(tmp_path):
     ("overrides: {iterative: {lambda_diffusion: 2.0}}", "unknown hyperparameter(s) lambda_diffusion"),
     ("task_overrides: {cardiac_mr: {affine: {lr: fast}}}", "task_overrides: cardiac_mr: affine: AffineParams: "
                                                            "hyperparameter lr must be like"),
+    ("instance_optimisation: {methods: [voxelmorf]}", "instance_optimisation: unknown methods voxelmorf"),
+    ("instance_optimisation: {methods: [identity], settings: {iters: 3}}",
+     "instance_optimisation: settings: InstanceParams: unknown hyperparameter(s) iters"),
 ])
 def test_mistaken_overrides_fail_the_dry_run_naming_them(tmp_path, overrides, message):
     result = _snakemake(_workdir(tmp_path, f"tasks: [brain_mr]\nmethods: [identity]\n{overrides}\n"), "-n")

@@ -7,6 +7,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from regbench import job_costs
+from regbench.errors import RegbenchError
+from regbench.methods.components import instance
 from regbench.registry import check_overrides, config_overrides, list_methods, method_class
 from regbench.tasks.spec import list_tasks, task_specs
 
@@ -30,7 +32,28 @@ METHODS = [str(m) for m in config["methods"]]
 SPECS = task_specs([str(t) for t in config["tasks"]])  # task name -> spec (a real task: its json's name)
 TASKS = list(SPECS)
 TASK_SOURCES = {name: str(spec.path) if spec.synthetic else spec.source for name, spec in SPECS.items()}
-METHOD_CLASSES = {method: method_class(method) for method in METHODS}
+# Instance optimisation (config instance_optimisation): each listed method the run has gets a second row,
+# <method>+io, registered by the same trained model with its field refined per pair (regbench.methods.components.
+# instance). VARIANTS maps such a row to its method; ROWS is every method row of the leaderboards.
+INSTANCE = config["instance_optimisation"]
+_unknown = sorted(set(INSTANCE["methods"]) - set(list_methods()))
+if _unknown:
+    raise WorkflowError(f"instance_optimisation: unknown methods {', '.join(_unknown)}; registered methods: "
+                        f"{', '.join(list_methods())}")
+try:  # a typo in the settings fails the dry run, not every +io job
+    instance.InstanceParams.preset(config["scale"]).replace(**INSTANCE["settings"])
+except RegbenchError as err:
+    raise WorkflowError(f"instance_optimisation: settings: {err}") from err
+VARIANTS = {f"{m}{instance.SUFFIX}": m for m in METHODS if m in INSTANCE["methods"]}
+ROWS = [*METHODS, *VARIANTS]
+
+
+def base_method(row):
+    """The registered method behind a leaderboard row (``voxelmorph`` for ``voxelmorph+io``)."""
+    return VARIANTS.get(row, row)
+
+
+METHOD_CLASSES = {row: method_class(base_method(row)) for row in ROWS}
 # Built-in names too: a subset run (--config tasks=[brain_mr]) keeps config.yaml's overrides of the other tasks.
 check_overrides(config, [*TASKS, *list_tasks()])
 for _name, _spec in SPECS.items():
@@ -41,7 +64,7 @@ for _name, _spec in SPECS.items():
 
 wildcard_constraints:
     task="|".join(re.escape(t) for t in TASKS),
-    method="[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+(\+io)?",
 
 
 def dataset_dir(task):
@@ -65,25 +88,27 @@ def dataset_inputs(wildcards):
 
 
 def supports(method, task):
-    """Whether the method registers images of the task's dimensionality."""
-    return SPECS[task].ndim in METHOD_CLASSES[method].capabilities.dims
+    """Whether the method registers images of the task's dimensionality and, on a multi-modal task, declares
+    that it handles pairs whose intensities do not correspond (``Capabilities.multimodal``)."""
+    capabilities = METHOD_CLASSES[method].capabilities
+    return SPECS[task].ndim in capabilities.dims and (capabilities.multimodal or not SPECS[task].multimodal)
 
 
 def runs():
     """Every (task, method) the benchmark runs."""
-    return [(t, m) for t in TASKS for m in METHODS if supports(m, t)]
+    return [(t, m) for t in TASKS for m in ROWS if supports(m, t)]
 
 
 def model_if_trainable(wildcards):
     """The trained state a learning method registers with; nothing for classic methods."""
     if METHOD_CLASSES[wildcards.method].trainable:
-        return results(f"models/{wildcards.task}/{wildcards.method}.pt")
+        return results(f"models/{wildcards.task}/{base_method(wildcards.method)}.pt")
     return []
 
 
 def method_overrides(wildcards):
     """Config overrides for one method on one task: method-wide first, then task-specific."""
-    return config_overrides(config, wildcards.task, wildcards.method)
+    return config_overrides(config, wildcards.task, base_method(wildcards.method))
 
 
 def registrations_by_method(wildcards):

@@ -12,7 +12,9 @@ rule register:
         scale=config["scale"],
         seed=config["method_seed"],
         split=config["split"],
+        method=lambda w: base_method(w.method),
         overrides=method_overrides,
+        instance=lambda w: INSTANCE["settings"] if w.method in VARIANTS else None,
         device=method_device,
     threads: method_threads
     resources:

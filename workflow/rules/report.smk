@@ -21,8 +21,8 @@ def report_runs():
             "method": m,
             "metrics": results(f"metrics/{t}/{m}/metrics.csv"),
             "overrides": method_overrides(SimpleNamespace(task=t, method=m)),
-            "benchmarks": {
-                kind: results(f"benchmarks/{kind}/{t}/{m}.tsv")
+            "benchmarks": {  # a +io row was trained as its method
+                kind: results(f"benchmarks/{kind}/{t}/{base_method(m) if kind == 'train' else m}.tsv")
                 for kind in ("register", "train")
                 if kind == "register" or METHOD_CLASSES[m].trainable
             },
@@ -48,7 +48,7 @@ rule plots:
     params:
         metrics=metrics_by_method,
         registrations=registrations_by_method,
-        methods=METHODS,
+        methods=ROWS,
     threads: 1
     resources:
         mem_mb=4000,
