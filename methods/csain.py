@@ -98,7 +98,7 @@ from regbench.dataset import Task
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image, Shape
-from regbench.method import Capabilities, Hyperparams, NetworkMethod, Resources
+from regbench.method import Capabilities, NetworkMethod, Resources
 from regbench.methods.components.filters import gaussian_blur
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.overlap import one_hot, soft_dice_loss
@@ -107,13 +107,14 @@ from regbench.methods.components.regularisers import diffusion_loss
 from regbench.methods.components.similarity import lncc_loss
 from regbench.pair import Pair
 from regbench.spatial import warp, warp_labels
+from regbench.training import TrainingMonitor, TrainingParams
 
 TUNING_RECORD = "tuned_weights.json"
 WEIGHTS_KEY = "regularisation_weights"
 
 
 @dataclass(frozen=True)
-class CSAINParams(Hyperparams):
+class CSAINParams(TrainingParams):
     """Hyperparameters of ``csain``.
 
     Attributes:
@@ -165,6 +166,7 @@ class CSAINParams(Hyperparams):
     instance_iterations: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         owner = type(self).__name__
         check_pyramid(self, self.levels, self.iterations)
         if min(self.iterations) < 1 or self.freeze < 0:
@@ -208,7 +210,8 @@ class CSAINParams(Hyperparams):
         exercise fine-tuning too (and a network trained on a handful of pairs for seconds still registers
         a new pair sensibly)."""
         return cls(levels=(4, 2), iterations=(30, 30), freeze=5, channels=2, blocks=1, lr=3e-3, regions=3,
-                   tuning_grid=3, instance_iterations=10)
+                   tuning_grid=3, instance_iterations=10,
+                   validate_every=15, validation_pairs=1)
 
 
 def intensity_regions(image: torch.Tensor, regions: int, *, sigma: float = 1.0,
@@ -439,6 +442,8 @@ class CSAINRegistration(NetworkMethod):
         for level, steps in enumerate(self.params.iterations):
             trained = [p for k in range(level + 1) for p in self.net.levels[k].parameters()]
             optimiser = torch.optim.Adam(trained, lr=self.params.lr)
+            # validated at the finest level only: before it the network's output is not the registration
+            monitor = TrainingMonitor(self, task, [optimiser], steps, validate=level == len(self.params.levels) - 1)
             for step in range(steps):
                 for k in range(level):
                     self.net.levels[k].requires_grad_(step >= self.params.freeze)
@@ -451,6 +456,8 @@ class CSAINRegistration(NetworkMethod):
                 optimiser.step()
                 self.loss_history.append((level, (similarity + smoothness).item(), similarity.item(),
                                           smoothness.item()))
+                monitor.step()
+            monitor.finish(workdir)
         self.net.requires_grad_(True)
         self.write_loss_log(workdir, ("level", "loss", "similarity", "smoothness"))
         self.tune(task, workdir)

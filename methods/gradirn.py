@@ -78,6 +78,7 @@ from regbench.methods.components.similarity import lncc_loss, mi_loss, mse_loss,
 from regbench.methods.components.unet import ConvBlock
 from regbench.pair import Pair
 from regbench.spatial import warp
+from regbench.training import TrainingMonitor
 
 SIMILARITIES = ("auto", "mse", "ncc", "lncc", "mi", "ngf", "mind")
 Dissimilarity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -148,7 +149,8 @@ class GraDIRNParams(AugmentParams):
     @classmethod
     def smoke(cls) -> GraDIRNParams:
         """Two levels of one step each and a tiny regulariser: every code path, in seconds."""
-        return cls(factors=(2, 1), repeats=(1, 1), layers=2, channels=4, iterations=30, lr=3e-3)
+        return cls(factors=(2, 1), repeats=(1, 1), layers=2, channels=4, iterations=30, lr=3e-3,
+                   validate_every=15, validation_pairs=1)
 
 
 class Regulariser(nn.Sequential):
@@ -328,6 +330,7 @@ class GraDIRN(NetworkMethod):
         training_pair = self.prepared_pairs(pairs, prepare)
         self.net = self.new_network(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
+        monitor = TrainingMonitor(self, task, [optimiser], self.params.iterations)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         for _ in range(self.params.iterations):
@@ -341,6 +344,8 @@ class GraDIRN(NetworkMethod):
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
+            monitor.step()
+        monitor.finish(workdir)
         self.write_loss_log(workdir)
 
     def augmented(self, chain: AdvChain, fixed: Sequence[Level], moving: torch.Tensor,

@@ -70,6 +70,7 @@ from regbench.methods.components.similarity import lncc_loss, mse_loss
 from regbench.methods.components.unet import UNet
 from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.progress import Progress
+from regbench.training import TrainingMonitor
 from regbench.spatial import compose, integrate_svf, warp
 
 SIMILARITIES = ("auto", "lncc", "mse", "mind")
@@ -151,7 +152,7 @@ class VoxelMorphParams(AugmentParams):
         """A tiny network and a few steps; 10 instance steps, so that smoke runs exercise fine-tuning too
         (and a network trained on a handful of pairs for seconds still registers a new pair sensibly)."""
         return cls(encoder=(4, 8, 8), decoder=(8, 8), final=(8,), iterations=30, lr=3e-3, window=5,
-                   instance_iterations=10, affine=AffineParams.smoke())
+                   instance_iterations=10, affine=AffineParams.smoke(), validate_every=15, validation_pairs=1)
 
 
 class VoxelMorph(NetworkMethod):
@@ -250,6 +251,7 @@ class VoxelMorph(NetworkMethod):
 
         self.net = self.new_network(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
+        monitor = TrainingMonitor(self, task, [optimiser], self.params.iterations)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         progress = Progress(self.params.iterations, what=f"train {self.name} on {task.name}", every=PROGRESS_EVERY)
@@ -264,6 +266,8 @@ class VoxelMorph(NetworkMethod):
             optimiser.step()
             self.loss_history.append(loss.item())
             progress.step(loss=self.loss_history[-1])
+            monitor.step()
+        monitor.finish(workdir)
         self.write_loss_log(workdir)
 
     def initial_alignment(self, pair: Pair) -> torch.Tensor | None:

@@ -90,6 +90,7 @@ from regbench.methods.components.similarity import lncc_loss, mse_loss
 from regbench.methods.components.unet import UNet
 from regbench.pair import Pair
 from regbench.spatial import warp
+from regbench.training import TrainingMonitor
 
 DATA_TERMS = ("l2", "l1")
 SIMILARITIES = ("mse", "lncc")
@@ -261,7 +262,8 @@ class VRNetParams(AugmentParams):
         """Tiny U-Nets, one cascade, a few steps: every layer runs, in seconds. theta starts at 0.1, so that
         the IC layer does visible work before 30 steps have taught the U-Nets much (a higher learning rate
         instead diverges in 3D)."""
-        return cls(encoder=(4, 8, 8), decoder=(8, 8), final=(), cascades=1, theta=0.1, iterations=30, lr=3e-3)
+        return cls(encoder=(4, 8, 8), decoder=(8, 8), final=(), cascades=1, theta=0.1, iterations=30, lr=3e-3,
+                   validate_every=15, validation_pairs=1)
 
 
 class VRNet(NetworkMethod):
@@ -314,6 +316,7 @@ class VRNet(NetworkMethod):
         training_pair = self.prepared_pairs(pairs, self.network_input)
         self.net = self.new_network(pairs[0].ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
+        monitor = TrainingMonitor(self, task, [optimiser], self.params.iterations)
         self.loss_history = []
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         for _ in range(self.params.iterations):
@@ -326,6 +329,8 @@ class VRNet(NetworkMethod):
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())
+            monitor.step()
+        monitor.finish(workdir)
         self.write_loss_log(workdir)
 
     def augmented(self, chain: AdvChain, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:

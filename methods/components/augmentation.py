@@ -29,7 +29,8 @@ import torch
 
 from regbench.advchain import AdvChain
 from regbench.errors import RegbenchError
-from regbench.method import Hyperparams, check_choice
+from regbench.method import check_choice
+from regbench.training import TrainingParams
 
 AUGMENTATIONS = ("none", "random", "adversarial")
 
@@ -37,8 +38,9 @@ Moving = TypeVar("Moving")
 
 
 @dataclass(frozen=True)
-class AugmentParams(Hyperparams):
-    """The augmentation settings a learning method's hyperparameters inherit (module docstring).
+class AugmentParams(TrainingParams):
+    """The augmentation settings a learning method's hyperparameters inherit (module docstring), with the
+    training settings every network method shares (``TrainingParams``).
 
     A subclass that has a ``__post_init__`` of its own calls ``super().__post_init__()`` in it.
 
@@ -55,6 +57,7 @@ class AugmentParams(Hyperparams):
     augment_step: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice(self, "augment", AUGMENTATIONS)
         if not 0 < self.augment_budget <= 1 or self.augment_steps < 1 or self.augment_step <= 0:
             raise RegbenchError(f"{type(self).__name__}: need 0 < augment_budget <= 1, augment_steps >= 1 and "

@@ -203,7 +203,8 @@ def _method_settings(runs: Sequence[Run], method: str, scale: str) -> MethodSett
 def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], overall: str | Path,
                  plot_dirs: Mapping[str, str | Path], runs: Sequence[Run], out_html: str | Path,
                  tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None,
-                 subgroups: Mapping[str, str | Path] | None = None, generative: str | Path | None = None) -> Path:
+                 subgroups: Mapping[str, str | Path] | None = None, generative: str | Path | None = None,
+                 claims: str | Path | None = None) -> Path:
     """The report page, ``out_html`` (figures embedded, so the file stands alone; SVGs linked beside it),
     the leaderboards as HTML tables into ``tables_dir`` and the overall figures into ``overview_dir``.
 
@@ -215,10 +216,11 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         robustness: the robustness track's summary CSV, where the run included the track.
         subgroups: each subgroup table (``metrics.subgroups``) by task, where a task records covariates.
         generative: the generative model's ``evaluation.csv``, where it ran.
+        claims: the claims table (``metrics.claims``), where the run made one.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
     methods = [str(m) for m in config["methods"]]
-    palette = method_palette(methods)
+    palette = method_palette(run.method for run in runs)  # every row, <method>+io ones included
     overall_board = pd.read_csv(overall, index_col="method")
     task_columns = frozenset(boards)
     tables = {"overall": leaderboard_html(overall_tables(overall_board), caption="Overall", palette=palette,
@@ -253,7 +255,8 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         methods=[_method_settings(runs, m, str(config["scale"])) for m in methods if any(r.method == m for r in runs)],
         environment=environment(), palette=palette, robustness=track,
         subgroups=[SubgroupSection(task, pd.read_csv(path)) for task, path in (subgroups or {}).items()],
-        generative=None if generative is None else generative_summary(pd.read_csv(generative)))
+        generative=None if generative is None else generative_summary(pd.read_csv(generative)),
+        claims=None if claims is None else pd.read_csv(claims, keep_default_na=False, na_values=[""]))
     with io.atomic_path(out_html) as tmp:
         tmp.write_text(render_report(page, out_html.parent))
     return out_html

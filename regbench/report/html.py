@@ -114,6 +114,7 @@ class ReportPage:
     robustness: RobustnessSection | None = None  # where the run included the track
     subgroups: Sequence[SubgroupSection] = ()  # tasks whose subjects have covariates
     generative: pd.DataFrame | None = None  # the generative model's evaluation summary, where it ran
+    claims: pd.DataFrame | None = None  # the seed papers' claims checked on the run (metrics.claims)
 
 
 def _e(text: object) -> str:
@@ -262,6 +263,23 @@ def _generative(summary: pd.DataFrame) -> str:
             f'<div class="wide">{table}</div></section>')
 
 
+CLAIM_COLUMNS = ["paper", "claim", "task", "metric", "claimed", "claimed_value", "other", "other_value", "n",
+                 "p_value", "verdict", "why"]
+
+
+def _claims(table: pd.DataFrame) -> str:
+    shown = table[CLAIM_COLUMNS].astype(object).where(table[CLAIM_COLUMNS].notna(), "")
+    rendered = _frame_html(shown.set_index("paper"), caption="Claims of the seed papers", index_name="paper")
+    return ('<section id="claims"><h2>Claims</h2>'
+            "<p>Each claim of the seed papers that the run can test, on the run's own results: a comparison "
+            "pairs the samples the ranking compares (each test pair's Dice per label, or TRE per keypoint) and "
+            "holds when the claimed method is better on average and a signed-rank test separates the two "
+            "(p &lt; 0.05); <i>as accurate as</i> allows 0.01 Dice or 0.5 mm; with fewer than six paired "
+            "samples, or without the methods, task or benchmark a claim needs, it is not testable here "
+            "(<i>why</i> says which). Also in <code>claims.md</code> and <code>claims.csv</code>."
+            f'</p><div class="wide">{rendered}</div></section>')
+
+
 def render_report(page: ReportPage, base: Path) -> str:
     """The page as HTML; ``base`` is the folder the page will be written to (SVG links are relative to it)."""
     links = [("overview", "Overview"), ("ranking", "Ranking"),
@@ -269,6 +287,7 @@ def render_report(page: ReportPage, base: Path) -> str:
              *([("robustness", "Robustness")] if page.robustness else []),
              *([("subgroups", "Subgroups")] if page.subgroups else []),
              *([("generative", "Generative model")] if page.generative is not None else []),
+             *([("claims", "Claims")] if page.claims is not None else []),
              ("methods", "Methods"), ("environment", "Environment"), ("reproduce", "Reproduce")]
     nav = "".join(f'<a href="#{anchor}">{_e(text)}</a>' for anchor, text in links)
     sections = [_overview(page),
@@ -284,6 +303,8 @@ def render_report(page: ReportPage, base: Path) -> str:
         sections.append(_subgroups(page.subgroups))
     if page.generative is not None:
         sections.append(_generative(page.generative))
+    if page.claims is not None:
+        sections.append(_claims(page.claims))
     sections += [_methods(page), _environment(page), _reproduce(page)]
     generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -165,5 +165,6 @@ def final_outputs():
         *expand(results("leaderboard/{task}.csv"), task=TASKS),
         *expand(results("leaderboard/{task}_subgroups.csv"), task=SUBGROUP_TASKS),
         *([results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else []),
+        results("claims.md"),
         results("report.html"),  # with the robustness track's section where the run includes the track
     ]

@@ -51,3 +51,29 @@ rule subgroups:
         runtime=10,
     script:
         "../scripts/subgroups.py"
+
+
+# The seed papers' claims checked on this run's results (metrics.claims). MAD's capture range is measured by a
+# benchmark, not by the run: its table is read where it lies in the run's folder (re-run this rule with
+# --forcerun claims after running the benchmark there).
+rule claims:
+    input:
+        metrics=expand(results("metrics/{task}"), task=TASKS),
+        generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
+    output:
+        csv=results("claims.csv"),
+        md=results("claims.md"),
+    log:
+        results("logs/leaderboard/claims.log"),
+    params:
+        metrics={t: {m: results(f"metrics/{t}/{m}/metrics.csv") for tt, m in runs() if tt == t} for t in TASKS},
+        instance_rows=VARIANTS,
+        capture_range=results("mad_capture_range/capture_range.csv"),
+        tasks=TASKS,
+        cohort=bool(SUBGROUP_TASKS),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/claims.py"

@@ -66,6 +66,7 @@ rule report:
         robustness=[results("leaderboard/robustness.csv")] if robustness_runs() else [],
         subgroups=expand(results("leaderboard/{task}_subgroups.csv"), task=SUBGROUP_TASKS),
         generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
+        claims=results("claims.csv"),
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from regbench import io
 from regbench.displacement import Displacement
+from regbench.metrics.claims import claims_table
 from regbench.metrics.evaluate import evaluate_folder, write_evaluation
 from regbench.metrics.leaderboard import (
     SUBSTITUTE_MARK, load_metrics, overall_tables, task_leaderboard, task_tables, write_table,
@@ -135,6 +136,26 @@ def test_report_page_embeds_every_figure_and_states_settings(results, task_plots
     environment = text.split('id="environment"', 1)[1]
     assert all(f'<th scope="row">{name}</th>' in environment
                for name in ("regbench commit", "antspyx", "itk-elastix", "torch", "snakemake"))
+
+
+def test_the_claims_table_gets_a_section_and_every_row_of_it(results, task_plots):
+    _, root, metrics = results
+    _, plot_dir = task_plots
+    table = claims_table({"cardiac_mr": load_metrics(metrics)})
+    table.to_csv(root / "claims.csv", index=False)
+    config = {"tasks": ["cardiac_mr"], "methods": METHODS, "scale": "smoke", "seed": None, "method_seed": 0,
+              "split": "test", "device": "cpu", "overrides": {}, "task_overrides": {}}
+    runs = [Run("cardiac_mr", m, metrics[m], {}) for m in METHODS]
+    page = write_report(config, {"cardiac_mr": root / "leaderboard" / "cardiac_mr.csv"},
+                        root / "leaderboard" / "overall.csv", {"cardiac_mr": plot_dir}, runs,
+                        root / "claims_report.html", root / "leaderboard" / "html", root / "plots" / "overall",
+                        claims=root / "claims.csv")
+    references = _References()
+    references.feed(page.read_text())
+    assert references.sections[-4:] == ["claims", "methods", "environment", "reproduce"]
+    section = page.read_text().split('<section id="claims">', 1)[1].split("</section>", 1)[0]
+    assert section.count("<tr>") == len(table) + 1
+    assert "not testable here" in section  # neither identity nor affine is a method the seed papers claim about
 
 
 def test_a_multimodal_pair_is_compared_on_a_checkerboard(generated_task, tmp_path):
