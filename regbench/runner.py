@@ -66,13 +66,21 @@ def sample_ordered_pairs(cases: Sequence[CaseId], limit: int = MAX_TRAINING_PAIR
     return [PairId(cases[f], cases[m]) for f, m in chosen]
 
 
-def train(method: Method, task: Task, model_path: Path, workdir: Path) -> None:
-    """Train ``method`` on the task's training pairs and save its state to ``model_path``."""
+def train(method: Method, task: Task, model_path: Path, workdir: Path, curve_path: Path | None = None) -> None:
+    """Train ``method`` on the task's training pairs and save its state to ``model_path``; with ``curve_path``,
+    copy its validation curve there (``regbench.training``; a table without rows where it has none)."""
+    from regbench.training import VALIDATION_COLUMNS, VALIDATION_LOG
+
     pairs = training_pairs(task)
     log.info("training %s on %s: %d pairs, %r", method.name, task.name, len(pairs), method)
     method.train(task, pairs, workdir)
     method.save(model_path)
     log.info("saved %s", model_path)
+    if curve_path is not None:
+        written = Path(workdir) / VALIDATION_LOG
+        curve = pd.read_csv(written) if written.is_file() else pd.DataFrame(columns=VALIDATION_COLUMNS)
+        with io.atomic_path(curve_path) as tmp:
+            curve.to_csv(tmp, index=False)
 
 
 def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = "test") -> pd.DataFrame:

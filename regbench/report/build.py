@@ -32,7 +32,7 @@ from regbench.report.html import (MethodSettings, PageFigure, ReportPage, Robust
 from regbench.report.palette import method_palette
 from regbench.report.results import (
     RUNTIME, SDLOGJ, Metric, case_table, label_means, method_means, present, primary_metric, read_benchmark,
-    representative_pair,
+    representative_pair, validation_curves,
 )
 from regbench.report.slices import choose_slice, slice_view, take
 from regbench.report.tables import leaderboard_html
@@ -204,7 +204,8 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
                  plot_dirs: Mapping[str, str | Path], runs: Sequence[Run], out_html: str | Path,
                  tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None,
                  subgroups: Mapping[str, str | Path] | None = None, generative: str | Path | None = None,
-                 claims: str | Path | None = None) -> Path:
+                 claims: str | Path | None = None,
+                 curves: Mapping[tuple[str, str], str | Path] | None = None) -> Path:
     """The report page, ``out_html`` (figures embedded, so the file stands alone; SVGs linked beside it),
     the leaderboards as HTML tables into ``tables_dir`` and the overall figures into ``overview_dir``.
 
@@ -217,6 +218,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         subgroups: each subgroup table (``metrics.subgroups``) by task, where a task records covariates.
         generative: the generative model's ``evaluation.csv``, where it ran.
         claims: the claims table (``metrics.claims``), where the run made one.
+        curves: each trained (task, method)'s validation curve (``regbench.training``), for the training figure.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
     methods = [str(m) for m in config["methods"]]
@@ -246,6 +248,13 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         figure = plots.save_figure(plots.robustness_plot(summary, palette), overview_dir / "robustness")[0]
         track = RobustnessSection(summary, PageFigure(figure, "Mean accuracy against the perturbation budget: clean pairs at 0, random chains "
                                "solid, the adversarial chain dashed."))
+    training = None
+    curve_table = validation_curves(curves or {})
+    if not curve_table.empty:
+        figure = plots.save_figure(plots.validation_plot(curve_table, palette), overview_dir / "validation")[0]
+        training = PageFigure(figure, "Mean Dice on the validation pairs while each network trained (the state "
+                                      "kept, the best, circled); a curve still rising at its end was stopped short "
+                                      "of convergence.")
     page = ReportPage(
         config=dict(config), overall_table=tables["overall"],
         overall_figure=PageFigure(heatmap, "Learn2Reg rank score of every method on every task (0.1: worst "
@@ -256,6 +265,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         environment=environment(), palette=palette, robustness=track,
         subgroups=[SubgroupSection(task, pd.read_csv(path)) for task, path in (subgroups or {}).items()],
         generative=None if generative is None else generative_summary(pd.read_csv(generative)),
+        training=training,
         claims=None if claims is None else pd.read_csv(claims, keep_default_na=False, na_values=[""]))
     with io.atomic_path(out_html) as tmp:
         tmp.write_text(render_report(page, out_html.parent))

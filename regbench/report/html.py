@@ -115,6 +115,7 @@ class ReportPage:
     subgroups: Sequence[SubgroupSection] = ()  # tasks whose subjects have covariates
     generative: pd.DataFrame | None = None  # the generative model's evaluation summary, where it ran
     claims: pd.DataFrame | None = None  # the seed papers' claims checked on the run (metrics.claims)
+    training: PageFigure | None = None  # the validation curves of the networks the run trained
 
 
 def _e(text: object) -> str:
@@ -287,6 +288,7 @@ def render_report(page: ReportPage, base: Path) -> str:
              *([("robustness", "Robustness")] if page.robustness else []),
              *([("subgroups", "Subgroups")] if page.subgroups else []),
              *([("generative", "Generative model")] if page.generative is not None else []),
+             *([("training", "Training")] if page.training is not None else []),
              *([("claims", "Claims")] if page.claims is not None else []),
              ("methods", "Methods"), ("environment", "Environment"), ("reproduce", "Reproduce")]
     nav = "".join(f'<a href="#{anchor}">{_e(text)}</a>' for anchor, text in links)
@@ -299,10 +301,17 @@ def render_report(page: ReportPage, base: Path) -> str:
         number += len(task.figures)
     if page.robustness:
         sections.append(_robustness(page.robustness, base, number))
+        number += 1
     if page.subgroups:
         sections.append(_subgroups(page.subgroups))
     if page.generative is not None:
         sections.append(_generative(page.generative))
+    if page.training is not None:
+        sections.append('<section id="training"><h2>Training</h2><p>Every validation of every network the run '
+                        "trained (<code>validate_every</code>, <code>regbench/training.py</code>); the curves are in "
+                        "<code>models/&lt;task&gt;/&lt;method&gt;_validation.csv</code>.</p>"
+                        f"{_figure(page.training, base, number)}</section>")
+        number += 1
     if page.claims is not None:
         sections.append(_claims(page.claims))
     sections += [_methods(page), _environment(page), _reproduce(page)]

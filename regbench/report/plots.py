@@ -305,6 +305,30 @@ def uncertainty_panel(views: Mapping[str, SliceView], palette: Mapping[str, str]
     return figure
 
 
+def validation_plot(curves: pd.DataFrame, palette: Mapping[str, str]) -> Figure:
+    """Per task, each network's mean validation Dice against its training step (``report.results.
+    validation_curves``), the kept (best) state circled."""
+    tasks = list(dict.fromkeys(curves["task"]))
+    with _style():
+        figure = Figure(figsize=(4.2 * len(tasks) + 1.8, 3.4), layout="constrained")
+        axes = figure.subplots(1, len(tasks), squeeze=False)[0]
+        for ax, task in zip(axes, tasks):
+            for method, own in curves[curves["task"] == task].groupby("method", sort=False):
+                colour = palette.get(str(method), "0.4")
+                ax.plot(own["step"], own["dice"], marker="o", markersize=3, color=colour, label=str(method))
+                kept = own[own["best"].astype(bool)]
+                ax.scatter(kept["step"], kept["dice"], s=90, facecolors="none", edgecolors=colour, zorder=3)
+            ax.set(title=task, xlabel="training step", ylabel="mean validation Dice")
+        handles, labels = [], []
+        for ax in axes:  # every method once, whichever task it trained on
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
+        figure.legend(handles, labels, loc="outside right center", fontsize="small", frameon=False)
+    return figure
+
+
 def robustness_plot(summary: pd.DataFrame, palette: Mapping[str, str]) -> Figure:
     """The robustness track: per task, each method's mean accuracy against the perturbation budget, from the
     clean pairs (budget 0) under random chains (solid) and under the adversarial chain (dashed)."""

@@ -92,3 +92,13 @@ def read_benchmark(path: str | Path) -> dict[str, float]:
         return {}
     row = pd.read_csv(path, sep="\t").iloc[0]
     return {key: float(row[key]) for key in ("s", "max_rss") if key in row and pd.notna(row[key])}
+
+
+def validation_curves(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:
+    """Every (task, method)'s validation curve (``regbench.training``) in one table: task, method, step, dice,
+    best; empty where no network was validated."""
+    frames = [pd.read_csv(path).assign(task=task, method=method) for (task, method), path in paths.items()]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return pd.DataFrame(columns=["task", "method", "step", "dice", "best"])
+    return pd.concat(frames, ignore_index=True)[["task", "method", "step", "dice", "best"]]

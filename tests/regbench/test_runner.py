@@ -12,7 +12,8 @@ import pytest
 from regbench.displacement import Displacement
 from regbench.method import Capabilities, Method
 from regbench.pair import CaseId, Pair, PairId
-from regbench.runner import RUNTIME_FILE, register_split, sample_ordered_pairs, training_pairs
+from regbench.registry import get_method
+from regbench.runner import RUNTIME_FILE, register_split, sample_ordered_pairs, train, training_pairs
 
 
 class CrashesOnFirstPair(Method):
@@ -88,6 +89,18 @@ def test_training_a_classic_method_is_refused(generated_task, tmp_path):
 
     with pytest.raises(RegbenchError, match="not trainable"):
         train(get_method("identity"), generated_task("cardiac_mr", "smoke"), tmp_path / "m.pt", tmp_path)
+
+
+def test_training_saves_the_model_and_copies_the_validation_curve(generated_task, tmp_path):
+    task = generated_task("cardiac_mr", "smoke")
+    method = get_method("vrnet", scale="smoke", threads=1)  # validates at steps 15 and 30 of 30
+    train(method, task, tmp_path / "vrnet.pt", tmp_path / "work", tmp_path / "vrnet_validation.csv")
+    curve = pd.read_csv(tmp_path / "vrnet_validation.csv")
+    assert curve["step"].tolist() == [15, 30] and curve["best"].sum() == 1 and curve["dice"].between(0, 1).all()
+    assert (tmp_path / "vrnet.pt").is_file()
+    plain = get_method("vrnet", scale="smoke", threads=1, validate_every=0)
+    train(plain, task, tmp_path / "plain.pt", tmp_path / "plain", tmp_path / "plain_validation.csv")
+    assert pd.read_csv(tmp_path / "plain_validation.csv").empty  # a header, no rows
 
 
 def test_many_training_cases_give_a_bounded_deterministic_sample_of_ordered_pairs():

@@ -31,6 +31,11 @@ def report_runs():
     ]
 
 
+def training_runs():
+    """Every (task, method) the run trains, in the order of runs()."""
+    return [(t, m) for t, m in runs() if m in METHODS and METHOD_CLASSES[m].trainable]
+
+
 rule plots:
     input:
         unpack(plot_inputs),
@@ -67,6 +72,7 @@ rule report:
         subgroups=expand(results("leaderboard/{task}_subgroups.csv"), task=SUBGROUP_TASKS),
         generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
         claims=results("claims.csv"),
+        curves=[results(f"models/{t}/{m}_validation.csv") for t, m in training_runs()],
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(
@@ -90,6 +96,7 @@ rule report:
         tasks=TASKS,
         subgroup_tasks=SUBGROUP_TASKS,
         runs=report_runs(),
+        training_runs=training_runs(),
     threads: 1
     resources:
         mem_mb=2000,

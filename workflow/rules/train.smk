@@ -2,7 +2,8 @@ rule train:
     input:
         dataset=lambda w: dataset_dir(w.task),
     output:
-        results("models/{task}/{method}.pt"),
+        model=results("models/{task}/{method}.pt"),
+        curve=results("models/{task}/{method}_validation.csv"),  # validation Dice over the steps (report)
     log:
         results("logs/train/{task}/{method}.log"),
     benchmark:

@@ -11,4 +11,5 @@ write_report(sm.params.config, dict(zip(sm.params.tasks, sm.input.boards)), sm.i
              dict(zip(sm.params.tasks, sm.input.plots)), runs, sm.output.html, sm.output.tables, sm.output.overview,
              robustness=sm.input.robustness[0] if sm.input.robustness else None,
              subgroups=dict(zip(sm.params.subgroup_tasks, sm.input.subgroups)),
-             generative=sm.input.generative[0] if sm.input.generative else None, claims=sm.input.claims)
+             generative=sm.input.generative[0] if sm.input.generative else None, claims=sm.input.claims,
+             curves={(t, m): path for (t, m), path in zip(sm.params.training_runs, sm.input.curves)})

@@ -11,4 +11,4 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.seed, threads=sm.threads,
                     device=sm.params.device, **sm.params.overrides)
-train(method, read_dataset(sm.input.dataset), Path(sm.output[0]), Path(sm.params.workdir))
+train(method, read_dataset(sm.input.dataset), Path(sm.output.model), Path(sm.params.workdir), Path(sm.output.curve))

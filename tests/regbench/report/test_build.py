@@ -138,21 +138,23 @@ def test_report_page_embeds_every_figure_and_states_settings(results, task_plots
                for name in ("regbench commit", "antspyx", "itk-elastix", "torch", "snakemake"))
 
 
-def test_the_claims_table_gets_a_section_and_every_row_of_it(results, task_plots):
+def test_the_claims_table_and_the_validation_curves_get_sections(results, task_plots):
     _, root, metrics = results
     _, plot_dir = task_plots
     table = claims_table({"cardiac_mr": load_metrics(metrics)})
     table.to_csv(root / "claims.csv", index=False)
+    pd.DataFrame({"step": [10, 20], "dice": [0.7, 0.8], "best": [False, True]}).to_csv(root / "curve.csv", index=False)
     config = {"tasks": ["cardiac_mr"], "methods": METHODS, "scale": "smoke", "seed": None, "method_seed": 0,
               "split": "test", "device": "cpu", "overrides": {}, "task_overrides": {}}
     runs = [Run("cardiac_mr", m, metrics[m], {}) for m in METHODS]
     page = write_report(config, {"cardiac_mr": root / "leaderboard" / "cardiac_mr.csv"},
                         root / "leaderboard" / "overall.csv", {"cardiac_mr": plot_dir}, runs,
                         root / "claims_report.html", root / "leaderboard" / "html", root / "plots" / "overall",
-                        claims=root / "claims.csv")
+                        claims=root / "claims.csv", curves={("cardiac_mr", "affine"): root / "curve.csv"})
     references = _References()
     references.feed(page.read_text())
-    assert references.sections[-4:] == ["claims", "methods", "environment", "reproduce"]
+    assert references.sections[-5:] == ["training", "claims", "methods", "environment", "reproduce"]
+    assert (root / "plots" / "overall" / "validation.png").is_file()
     section = page.read_text().split('<section id="claims">', 1)[1].split("</section>", 1)[0]
     assert section.count("<tr>") == len(table) + 1
     assert "not testable here" in section  # neither identity nor affine is a method the seed papers claim about
