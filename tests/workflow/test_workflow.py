@@ -169,11 +169,11 @@ def test_smoke_run_writes_a_leaderboard_per_task_and_overall(smoke_run):
 def test_resumed_run_redoes_only_what_is_missing(smoke_run):
     # After the run that finished cardiac_mr's leaderboard only, the plan holds the four other tasks' jobs, the
     # figures of all five (the partial run did not ask for cardiac_mr's), affine's robustness track on its two
-    # tasks (config robustness: cardiac_mr and thorax_ct) and the report, and nothing more.
+    # tasks (config robustness: cardiac_mr and thorax_ct), the claims table and the report, and nothing more.
     _, plan = smoke_run
     assert plan == {"all": 1, "dataset": 4, "register": 8, "evaluate": 4, "leaderboard": 4,
                     "overall_leaderboard": 1, "plots": 5, "robustness": 2, "robustness_leaderboard": 1,
-                    "report": 1}
+                    "claims": 1, "report": 1}
 
 
 def test_rerun_after_completion_does_nothing(smoke_run):
@@ -203,7 +203,7 @@ def test_a_run_killed_with_sigkill_resumes_as_the_readme_says_redoing_only_unfin
     assert _snakemake(workdir, *KILLED, "--unlock").returncode == 0  # README, "The benchmark": --unlock, then again
     plan = job_counts(_snakemake(workdir, "-n", *KILLED).stdout)
     assert "report" in plan and set(plan) <= {"leaderboard", "overall_leaderboard", "plots", "robustness",
-                                              "robustness_leaderboard", "report", "all"}, plan
+                                              "robustness_leaderboard", "claims", "report", "all"}, plan
     resumed = _snakemake(workdir, *KILLED)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert (workdir / "results" / "report.html").is_file()
