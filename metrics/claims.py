@@ -227,9 +227,9 @@ def _generative(table: pd.DataFrame | None, cohort_in_run: bool) -> list[dict]:
 def claims_markdown(table: pd.DataFrame, tasks: Sequence[str]) -> str:
     """The table as Markdown: one line per row, numbers rounded, what was not testable said once per claim."""
     lines = ["# Claims of the seed papers, checked on this run", "",
-             f"Tasks of the run: {', '.join(tasks)}. A comparison holds when the claimed method is better on "
-             f"average and a paired signed-rank test over the pairs separates the two (p < {P_THRESHOLD}); see "
-             "`metrics/claims.py`.", "",
+             f"Tasks of the run: {', '.join(tasks)}. A comparison pairs the samples the ranking compares (Dice "
+             f"per pair and label, or TRE per keypoint; n) and holds when the claimed method is better on average "
+             f"and a signed-rank test separates the two (p < {P_THRESHOLD}); see `metrics/claims.py`.", "",
              "| paper | claim | task | metric | claimed | other | n | p | verdict | why |",
              "|---|---|---|---|---|---|---:|---:|---|---|"]
     for row in table.itertuples(index=False):
