@@ -48,9 +48,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.method import Capabilities, Hyperparams, Method, Resources
 from regbench.methods.components.filters import box_filter
-from regbench.methods.components.instance import adam_refine
-from regbench.methods.components.intensity import normalise_intensity
-from regbench.methods.components.mind import mind_ssc
+from regbench.methods.components.instance import adam_refine, pair_mind
 from regbench.methods.components.pyramid import downsample_image, resize_disp
 from regbench.pair import Pair
 from regbench.spatial import warp
@@ -172,15 +170,8 @@ class ConvexAdam(Method):
 
     def features(self, pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
         """MIND-SSC features (1, P, *spatial) of the fixed and the moving image."""
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"convexadam: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and "
-                                f"moving grid {pair.moving.image.shape}; the cost volume needs one grid")
-
-        def mind(image: torch.Tensor) -> torch.Tensor:
-            return mind_ssc(normalise_intensity(image), radius=self.params.mind_radius,
-                            dilation=self.params.mind_dilation)
-
-        return mind(self.to_tensor(pair.fixed.image)), mind(self.to_tensor(pair.moving.image))
+        return pair_mind(self, pair, radius=self.params.mind_radius, dilation=self.params.mind_dilation,
+                         needs="the cost volume needs")
 
     def convex(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """The convex stage's field (1, ndim, *coarse) in voxels of the coarse grid."""

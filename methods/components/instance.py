@@ -54,6 +54,17 @@ def adam_refine(fixed: torch.Tensor, moving: torch.Tensor, initial: torch.Tensor
     return smooth_field(control).detach()
 
 
+def pair_mind(method: Method, pair: Pair, *, radius: int, dilation: int, needs: str) -> tuple[torch.Tensor, ...]:
+    """MIND-SSC descriptors (1, P, *spatial) of ``pair``'s normalised fixed and moving images, on the method's
+    device and dtype; a pair on two grids is refused, saying what of ``method`` ``needs`` one grid."""
+    if pair.fixed.image.shape != pair.moving.image.shape:
+        raise RegbenchError(f"{method.name}: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and "
+                            f"moving grid {pair.moving.image.shape}; {needs} one grid")
+    with torch.no_grad():
+        return tuple(mind_ssc(normalise_intensity(method.to_tensor(case.image)), radius=radius, dilation=dilation)
+                     for case in (pair.fixed, pair.moving))
+
+
 @dataclass(frozen=True)
 class InstanceParams(Hyperparams):
     """Settings of the instance optimisation (ConvexAdam's Adam stage and its defaults).
@@ -103,14 +114,10 @@ class InstanceOptimised(Method):
         self.resources = inner.resources
 
     def estimate(self, pair: Pair) -> Displacement:
-        if pair.fixed.image.shape != pair.moving.image.shape:
-            raise RegbenchError(f"{self.name}: pair {pair.id.key} has fixed grid {pair.fixed.image.shape} and "
-                                f"moving grid {pair.moving.image.shape}; the refinement compares them on one")
-        initial = self.inner.register(pair).to_torch(self.dtype, self.device)
         p = self.params
-        with torch.no_grad():
-            fixed, moving = (mind_ssc(normalise_intensity(self.to_tensor(image)), radius=p.mind_radius,
-                                      dilation=p.mind_dilation) for image in (pair.fixed.image, pair.moving.image))
+        fixed, moving = pair_mind(self, pair, radius=p.mind_radius, dilation=p.mind_dilation,
+                                  needs="the refinement compares them on")
+        initial = self.inner.register(pair).to_torch(self.dtype, self.device)
         field = adam_refine(fixed, moving, initial, spacing=p.spacing, iterations=p.iterations, lr=p.lr,
                             smoothness=p.smoothness)
         return Displacement.from_torch(resize_disp(field, pair.fixed.image.shape))
