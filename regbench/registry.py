@@ -67,32 +67,38 @@ def loaded_method(name: str, model: str | Path | None, **configure: Any) -> Meth
 
 def config_overrides(config: Mapping[str, Any], task: str | None, method: str) -> dict[str, Any]:
     """The settings a workflow config (``config/config.yaml``) gives ``method`` on ``task``: its ``overrides``
-    entry, updated by the ``task_overrides`` entry of the task (None: none), so benchmarks run methods as the
-    workflow does."""
+    entry, updated by the ``task_overrides`` entry of the task (None: none), then by the ``scale_overrides`` entry
+    of the config's scale and the task, so benchmarks run methods as the workflow does."""
+    scale_entries = (config.get("scale_overrides") or {}).get(config.get("scale", "default")) or {}
     merged = dict((config.get("overrides") or {}).get(method) or {})
-    merged.update(((config.get("task_overrides") or {}).get(task) or {}).get(method) or {})
+    for by_task in (config.get("task_overrides") or {}, scale_entries):
+        merged.update((by_task.get(task) or {}).get(method) or {})
     return merged
 
 
 def check_overrides(config: Mapping[str, Any], task_names: Iterable[str]) -> None:
-    """Check a workflow config's ``overrides`` and ``task_overrides`` when the workflow is planned, so a typo fails
-    ``snakemake -n`` in one line instead of a job an hour later or, for a task name, never.
+    """Check a workflow config's ``overrides``, ``task_overrides`` and ``scale_overrides`` when the workflow is
+    planned, so a typo fails ``snakemake -n`` in one line instead of a job an hour later or, for a task name, never.
 
-    Every method must be registered and every task one of ``task_names``; the settings each entry gives (a task's
-    merged onto the method-wide ones, as ``config_overrides`` merges them) must be parameters of the method, of
-    the right type, at the config's scale: ``Hyperparams.replace`` decides, as it does when the job runs.
+    Every method must be registered and every task one of ``task_names``; the settings each entry gives (merged as
+    ``config_overrides`` merges them) must be parameters of the method, of the right type, at the entry's scale
+    (the config's, or the one a ``scale_overrides`` entry names): ``Hyperparams.replace`` decides, as it does when
+    the job runs.
     """
-    task_overrides = config.get("task_overrides") or {}
     known = sorted(set(task_names))
-    unknown = sorted(set(task_overrides) - set(known))
-    if unknown:
-        raise RegbenchError(f"task_overrides: unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known)}")
-    entries = [("overrides", None, method) for method in config.get("overrides") or {}]
-    entries += [(f"task_overrides: {task}", task, method) for task, methods in task_overrides.items()
-                for method in methods or {}]
-    for where, task, method in entries:
+    scale = config.get("scale", "default")
+    by_scale = {name: entries or {} for name, entries in (config.get("scale_overrides") or {}).items()}
+    entries = [("overrides", scale, None, method) for method in config.get("overrides") or {}]
+    for where, by_task, at_scale in [("task_overrides", config.get("task_overrides") or {}, scale),
+                                     *((f"scale_overrides: {name}", tasks, name) for name, tasks in by_scale.items())]:
+        unknown = sorted(set(by_task) - set(known))
+        if unknown:
+            raise RegbenchError(f"{where}: unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known)}")
+        entries += [(f"{where}: {task}", at_scale, task, method) for task, methods in by_task.items()
+                    for method in methods or {}]
+    for where, at_scale, task, method in entries:
         try:
-            method_class(method).Params.preset(config.get("scale", "default")).replace(
-                **config_overrides(config, task, method))
+            method_class(method).Params.preset(at_scale).replace(
+                **config_overrides({**config, "scale": at_scale}, task, method))
         except RegbenchError as err:
             raise RegbenchError(f"{where}: {method}: {err}") from err

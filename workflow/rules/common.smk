@@ -99,6 +99,11 @@ def runs():
     return [(t, m) for t in TASKS for m in ROWS if supports(m, t)]
 
 
+def training_runs():
+    """Every (task, method) the run trains, in the order of runs()."""
+    return [(t, m) for t, m in runs() if m in METHODS and METHOD_CLASSES[m].trainable]
+
+
 def model_if_trainable(wildcards):
     """The trained state a learning method registers with; nothing for classic methods."""
     if METHOD_CLASSES[wildcards.method].trainable:

@@ -31,11 +31,6 @@ def report_runs():
     ]
 
 
-def training_runs():
-    """Every (task, method) the run trains, in the order of runs()."""
-    return [(t, m) for t, m in runs() if m in METHODS and METHOD_CLASSES[m].trainable]
-
-
 rule plots:
     input:
         unpack(plot_inputs),

@@ -4,6 +4,7 @@ rule train:
     output:
         model=results("models/{task}/{method}.pt"),
         curve=results("models/{task}/{method}_validation.csv"),  # validation Dice over the steps (report)
+        source=results("models/{task}/{method}_source.json"),  # loaded from the package or trained, and why
     log:
         results("logs/train/{task}/{method}.log"),
     benchmark:
@@ -11,6 +12,7 @@ rule train:
     params:
         scale=config["scale"],
         seed=config["method_seed"],
+        use_shipped=config["train"] == "pretrained",
         overrides=method_overrides,
         device=method_device,
         workdir=lambda w: results(f"models/{w.task}/{w.method}_work"),
@@ -24,3 +26,26 @@ rule train:
         gpu=method_gpus,
     script:
         "../scripts/train.py"
+
+
+PRETRAINED_COMMAND = "snakemake --cores 2 pretrained --config train=scratch"
+
+
+rule pretrained:
+    """The models to ship (regbench/pretrained/, README "Pretrained models"): `snakemake --cores 2 pretrained
+    --config train=scratch` trains every learning method on every built-in task and writes each model, its
+    validation curve and its record here with the command, commit, date and training cost."""
+    input:
+        provenance=[results(f"models/{t}/{m}_source.json") for t, m in training_runs() if SPECS[t].synthetic],
+        models=[results(f"models/{t}/{m}.pt") for t, m in training_runs() if SPECS[t].synthetic],
+        curves=[results(f"models/{t}/{m}_validation.csv") for t, m in training_runs() if SPECS[t].synthetic],
+        benchmarks=[results(f"benchmarks/train/{t}/{m}.tsv") for t, m in training_runs() if SPECS[t].synthetic],
+    output:
+        directory(results("pretrained")),
+    log:
+        results("logs/pretrained.log"),
+    params:
+        command=PRETRAINED_COMMAND,
+        config={key: config[key] for key in ("scale", "seed", "method_seed")},
+    script:
+        "../scripts/pretrained.py"

@@ -1,8 +1,11 @@
-"""Snakemake entry point of rule `train`: fit a learning method on a task's training pairs, save its state."""
+"""Snakemake entry point of rule `train`: load the shipped model when it was trained exactly as this job would
+train (``regbench.pretrained``; not with ``--config train=scratch``), else fit the method on the task's training
+pairs; save its state and say which it did."""
 
 import logging
 from pathlib import Path
 
+from regbench import pretrained
 from regbench.dataset import read_dataset
 from regbench.registry import get_method
 from regbench.runner import train
@@ -11,4 +14,14 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.seed, threads=sm.threads,
                     device=sm.params.device, **sm.params.overrides)
-train(method, read_dataset(sm.input.dataset), Path(sm.output.model), Path(sm.params.workdir), Path(sm.output.curve))
+task = read_dataset(sm.input.dataset)
+record = pretrained.training_record(method, task, sm.params.scale)
+if sm.params.use_shipped:
+    loaded, reason = pretrained.use_shipped(record, Path(sm.output.model), Path(sm.output.curve))
+else:
+    loaded, reason = False, "--config train=scratch"
+logging.info("%s", reason)
+if not loaded:
+    train(method, task, Path(sm.output.model), Path(sm.params.workdir), Path(sm.output.curve))
+pretrained.write_provenance(Path(sm.output.source), pretrained.SHIPPED if loaded else pretrained.TRAINED, reason,
+                            record)

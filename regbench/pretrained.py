@@ -1,0 +1,114 @@
+"""Shipped default-scale models: trained states the workflow's ``train`` job loads instead of training.
+
+Converged training of the five learning methods on the five built-in tasks costs more than an hour on two CPU
+cores, most of the default run. The workflow's own ``train`` rule made each file under ``regbench/pretrained/
+<task>/`` (``snakemake pretrained --config train=scratch``, README "Pretrained models"), and each carries the
+record of what was trained: the task and a digest of its data, the method, its seed and every hyperparameter
+after the config's overrides. A ``train`` job loads a shipped model only when that record equals the record of
+what it would train itself; any difference (other data, another seed, a changed setting or default) and it
+trains, saying which entry differs. ``--config train=scratch`` always trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regbench import io
+from regbench.dataset import Task
+from regbench.errors import RegbenchError
+
+if TYPE_CHECKING:  # the report reads provenance files without torch
+    from regbench.method import Method
+
+SHIPPED_DIR = Path(__file__).parent / "pretrained"
+MODEL_SUFFIX = ".pt"
+RECORD_SUFFIX = ".json"
+CURVE_SUFFIX = "_validation.csv"
+SHIPPED, TRAINED = "shipped", "trained"  # a model's source in its provenance file
+
+
+def dataset_digest(root: str | Path) -> str:
+    """SHA-256 over every file of a Learn2Reg folder (relative paths and bytes, in sorted order): the generators
+    write byte-identical files for the same seed, so equal digests mean the same training and validation data."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def training_record(method: Method, task: Task, scale: str) -> dict[str, Any]:
+    """What a ``train`` job trains: equal records, interchangeable models."""
+    params = json.loads(json.dumps(dataclasses.asdict(method.params)))  # tuples as lists, as a record reads back
+    return {"task": task.name, "data": dataset_digest(task.root), "method": method.name, "scale": scale,
+            "seed": method.seed, "params": params}
+
+
+def record_differences(shipped: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The entries where a shipped record differs from the wanted one, as dotted names (``params.iterations``)."""
+    found = []
+    for key in sorted(set(shipped) | set(wanted)):
+        name, a, b = f"{prefix}{key}", shipped.get(key), wanted.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += record_differences(a, b, f"{name}.")
+        elif a != b:
+            found.append(f"{name} {a!r} shipped, {b!r} wanted")
+    return found
+
+
+def shipped_paths(task: str, method: str, directory: Path = SHIPPED_DIR) -> tuple[Path, Path, Path]:
+    """The model, record and validation curve a task's method ships under ``directory``."""
+    folder = directory / task
+    return folder / f"{method}{MODEL_SUFFIX}", folder / f"{method}{RECORD_SUFFIX}", folder / f"{method}{CURVE_SUFFIX}"
+
+
+def use_shipped(record: Mapping[str, Any], model_path: Path, curve_path: Path,
+                directory: Path = SHIPPED_DIR) -> tuple[bool, str]:
+    """Copy the shipped model whose record equals ``record``, and its validation curve, to the paths the ``train``
+    job writes; return whether it did and why (which model; no model shipped; which entries differ)."""
+    model, record_path, curve = shipped_paths(record["task"], record["method"], directory)
+    if not model.is_file() or not record_path.is_file():
+        return False, f"no model shipped for {record['method']} on {record['task']}"
+    shipped = json.loads(record_path.read_text())
+    differences = record_differences(shipped["training"], record)
+    if differences:
+        return False, "the shipped model was trained otherwise: " + "; ".join(differences)
+    for source, target in ((model, model_path), (curve, curve_path)):
+        with io.atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    return True, f"loaded {model.name} shipped in regbench/pretrained/{record['task']} ({shipped['made']['command']})"
+
+
+def write_provenance(path: Path, source: str, reason: str, record: Mapping[str, Any]) -> None:
+    """The ``train`` job's account of its model: loaded (``SHIPPED``) or trained here (``TRAINED``), and why."""
+    with io.atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"source": source, "reason": reason, "training": dict(record)}, indent=1))
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def export(provenance: Path, model: Path, curve: Path, directory: Path, made: Mapping[str, Any]) -> None:
+    """Write a model the run trained, its curve and its record (with ``made``: command, commit, date, cost) as
+    ``directory/<task>/<method>.*``, the layout ``use_shipped`` reads."""
+    account = read_provenance(provenance)
+    if account["source"] != TRAINED:
+        raise RegbenchError(f"{model}: loaded from the package, not trained by this run; make the models to ship "
+                            "with --config train=scratch")
+    record = account["training"]
+    targets = shipped_paths(record["task"], record["method"], directory)
+    for source, target in ((model, targets[0]), (curve, targets[2])):
+        with io.atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    with io.atomic_path(targets[1]) as tmp:
+        Path(tmp).write_text(json.dumps({"training": record, "made": dict(made)}, indent=1) + "\n")
