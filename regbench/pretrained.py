@@ -24,7 +24,7 @@ from regbench.dataset import Task
 from regbench.errors import RegbenchError
 
 if TYPE_CHECKING:  # the report reads provenance files without torch
-    from regbench.method import Method
+    from regbench.method import Hyperparams, Method
 
 SHIPPED_DIR = Path(__file__).parent / "pretrained"
 MODEL_SUFFIX = ".pt"
@@ -48,9 +48,13 @@ def dataset_digest(root: str | Path) -> str:
 
 def training_record(method: Method, task: Task, scale: str) -> dict[str, Any]:
     """What a ``train`` job trains: equal records, interchangeable models."""
-    params = json.loads(json.dumps(dataclasses.asdict(method.params)))  # tuples as lists, as a record reads back
     return {"task": task.name, "data": dataset_digest(task.root), "method": method.name, "scale": scale,
-            "seed": method.seed, "params": params}
+            "seed": method.seed, "params": params_record(method.params)}
+
+
+def params_record(params: Hyperparams) -> dict[str, Any]:
+    """Every hyperparameter, nested ones included, as a record file reads back (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(params)))
 
 
 def record_differences(shipped: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -85,7 +89,9 @@ def use_shipped(record: Mapping[str, Any], model_path: Path, curve_path: Path,
     for source, target in ((model, model_path), (curve, curve_path)):
         with io.atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-    return True, f"loaded {model.name} shipped in regbench/pretrained/{record['task']} ({shipped['made']['command']})"
+    made = shipped["made"]
+    return True, (f"loaded {model.relative_to(directory.parent)}, made {made['date']} at commit {made['commit']} by "
+                  f"{made['command']}")
 
 
 def write_provenance(path: Path, source: str, reason: str, record: Mapping[str, Any]) -> None:

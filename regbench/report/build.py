@@ -28,11 +28,11 @@ from regbench.registry import method_class
 from regbench.report import plots
 from regbench.report.environment import environment
 from regbench.report.html import (MethodSettings, PageFigure, ReportPage, RobustnessSection, SubgroupSection,
-                                  TaskSection, render_report)
+                                  TaskSection, TrainingSection, render_report)
 from regbench.report.palette import method_palette
 from regbench.report.results import (
     RUNTIME, SDLOGJ, Metric, case_table, label_means, method_means, present, primary_metric, read_benchmark,
-    representative_pair, validation_curves,
+    model_sources, representative_pair, validation_curves,
 )
 from regbench.report.slices import choose_slice, slice_view, take
 from regbench.report.tables import leaderboard_html
@@ -205,7 +205,8 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
                  tables_dir: str | Path, overview_dir: str | Path, robustness: str | Path | None = None,
                  subgroups: Mapping[str, str | Path] | None = None, generative: str | Path | None = None,
                  claims: str | Path | None = None,
-                 curves: Mapping[tuple[str, str], str | Path] | None = None) -> Path:
+                 curves: Mapping[tuple[str, str], str | Path] | None = None,
+                 sources: Mapping[tuple[str, str], str | Path] | None = None) -> Path:
     """The report page, ``out_html`` (figures embedded, so the file stands alone; SVGs linked beside it),
     the leaderboards as HTML tables into ``tables_dir`` and the overall figures into ``overview_dir``.
 
@@ -219,6 +220,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         generative: the generative model's ``evaluation.csv``, where it ran.
         claims: the claims table (``metrics.claims``), where the run made one.
         curves: each trained (task, method)'s validation curve (``regbench.training``), for the training figure.
+        sources: each trained (task, method)'s provenance file (``regbench.pretrained``): shipped or trained here.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
     methods = [str(m) for m in config["methods"]]
@@ -249,12 +251,13 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         track = RobustnessSection(summary, PageFigure(figure, "Mean accuracy against the perturbation budget: clean pairs at 0, random chains "
                                "solid, the adversarial chain dashed."))
     training = None
-    curve_table = validation_curves(curves or {})
-    if not curve_table.empty:
-        figure = plots.save_figure(plots.validation_plot(curve_table, palette), overview_dir / "validation")[0]
-        training = PageFigure(figure, "Mean Dice on the validation pairs while each network trained (the state "
-                                      "kept, the best, circled); a curve still rising at its end was stopped short "
-                                      "of convergence.")
+    if sources:
+        curve_table = validation_curves(curves or {})
+        figure = None if curve_table.empty else PageFigure(
+            plots.save_figure(plots.validation_plot(curve_table, palette), overview_dir / "validation")[0],
+            "Mean Dice on the validation pairs while each network trained (the state kept, the best, circled); a "
+            "curve still rising at its end was stopped short of convergence.")
+        training = TrainingSection(model_sources(sources), figure)
     page = ReportPage(
         config=dict(config), overall_table=tables["overall"],
         overall_figure=PageFigure(heatmap, "Learn2Reg rank score of every method on every task (0.1: worst "

@@ -84,6 +84,15 @@ class MethodSettings:
 
 
 @dataclass(frozen=True)
+class TrainingSection:
+    """Where each network's model came from (shipped or trained here, and why) and the validation curves of those
+    the run trained (None when none was validated)."""
+
+    sources: pd.DataFrame  # task, method, model, why (``report.results.model_sources``)
+    figure: PageFigure | None
+
+
+@dataclass(frozen=True)
 class RobustnessSection:
     """The robustness track: its summary table (``metrics.adversarial``) and the accuracy-against-budget figure."""
 
@@ -115,7 +124,7 @@ class ReportPage:
     subgroups: Sequence[SubgroupSection] = ()  # tasks whose subjects have covariates
     generative: pd.DataFrame | None = None  # the generative model's evaluation summary, where it ran
     claims: pd.DataFrame | None = None  # the seed papers' claims checked on the run (metrics.claims)
-    training: PageFigure | None = None  # the validation curves of the networks the run trained
+    training: TrainingSection | None = None  # the networks' models: shipped or trained, validation curves
 
 
 def _e(text: object) -> str:
@@ -268,6 +277,21 @@ CLAIM_COLUMNS = ["paper", "claim", "task", "metric", "claimed", "claimed_value",
                  "p_value", "verdict", "why"]
 
 
+def _training(training: TrainingSection, base: Path, number: int) -> str:
+    sources = _frame_html(training.sources.set_index("task"), caption="Models of the learning methods",
+                          index_name="task")
+    curves = ("" if training.figure is None else
+              "<p>Every validation of every network the run trained (<code>validate_every</code>, "
+              "<code>regbench/training.py</code>); the curves are in "
+              "<code>models/&lt;task&gt;/&lt;method&gt;_validation.csv</code>, a shipped model's as it was made.</p>"
+              f"{_figure(training.figure, base, number)}")
+    return ('<section id="training"><h2>Training</h2><p>A learning method loads the model shipped with regbench '
+            "where it was made exactly as this run would train it (same task data, seed and settings; "
+            "<code>--config train=scratch</code> trains every one) and trains otherwise; <i>why</i> says which "
+            f'(<code>models/&lt;task&gt;/&lt;method&gt;_source.json</code>).</p><div class="wide">{sources}</div>'
+            f"{curves}</section>")
+
+
 def _claims(table: pd.DataFrame) -> str:
     shown = table[CLAIM_COLUMNS].astype(object).where(table[CLAIM_COLUMNS].notna(), "")
     rendered = _frame_html(shown.set_index("paper"), caption="Claims of the seed papers", index_name="paper")
@@ -307,11 +331,8 @@ def render_report(page: ReportPage, base: Path) -> str:
     if page.generative is not None:
         sections.append(_generative(page.generative))
     if page.training is not None:
-        sections.append('<section id="training"><h2>Training</h2><p>Every validation of every network the run '
-                        "trained (<code>validate_every</code>, <code>regbench/training.py</code>); the curves are in "
-                        "<code>models/&lt;task&gt;/&lt;method&gt;_validation.csv</code>.</p>"
-                        f"{_figure(page.training, base, number)}</section>")
-        number += 1
+        sections.append(_training(page.training, base, number))
+        number += page.training.figure is not None
     if page.claims is not None:
         sections.append(_claims(page.claims))
     sections += [_methods(page), _environment(page), _reproduce(page)]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from regbench.metrics.leaderboard import case_values, scored_rows
+from regbench.pretrained import SHIPPED, TRAINED, read_provenance
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,17 @@ def read_benchmark(path: str | Path) -> dict[str, float]:
         return {}
     row = pd.read_csv(path, sep="\t").iloc[0]
     return {key: float(row[key]) for key in ("s", "max_rss") if key in row and pd.notna(row[key])}
+
+
+def model_sources(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:
+    """Where each (task, method)'s model came from (``regbench.pretrained`` provenance files): task, method,
+    model (shipped or trained here) and why."""
+    labels = {SHIPPED: "shipped", TRAINED: "trained here"}
+    rows = []
+    for (task, method), path in paths.items():
+        account = read_provenance(path)
+        rows.append({"task": task, "method": method, "model": labels[account["source"]], "why": account["reason"]})
+    return pd.DataFrame(rows, columns=["task", "method", "model", "why"])
 
 
 def validation_curves(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:

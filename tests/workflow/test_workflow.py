@@ -4,6 +4,7 @@ is missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -136,6 +137,31 @@ def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
     assert int(train["mem_mb"]) == job_costs.peak_mb(vrnet, size) > vrnet.mem_mb
     register = _job_resources(paper.stdout, "register")["brain_mr", "vrnet"]
     assert int(register["runtime"]) == job_costs.time_limit_minutes(job_costs.register_seconds(vrnet, size))
+
+
+def test_models_a_run_exports_are_loaded_by_the_next_run_and_not_retrained(tmp_path):
+    # `snakemake pretrained` with train=scratch writes models in the shipped layout; a run pointed at them
+    # (pretrained_dir) loads each instead of training, and says so; another seed trains again.
+    workdir = _workdir(tmp_path)
+    common = ("scale=smoke", "tasks=[cardiac_mr]", "methods=[voxelmorph]")
+    made = _snakemake(workdir, "pretrained", "--config", *common, "train=scratch", "results_dir=made")
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    shipped = workdir / "made" / "pretrained"
+    record = json.loads((shipped / "cardiac_mr" / "voxelmorph.json").read_text())
+    assert record["made"]["command"] == "snakemake --cores 2 pretrained --config train=scratch"
+    target = "models/cardiac_mr/voxelmorph_source.json"
+    for run, extra in (("loaded", ()), ("retrained", ("method_seed=1",))):
+        result = _snakemake(workdir, f"{run}/{target}", "--config", *common, f"results_dir={run}",
+                            f"pretrained_dir={shipped}", *extra)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    loaded = json.loads((workdir / "loaded" / target).read_text())
+    assert loaded["source"] == "shipped" and loaded["reason"].startswith("loaded pretrained/cardiac_mr/voxelmorph.pt")
+    assert (workdir / "loaded" / "models" / "cardiac_mr" / "voxelmorph.pt").read_bytes() == \
+        (shipped / "cardiac_mr" / "voxelmorph.pt").read_bytes()
+    assert "training voxelmorph" not in (workdir / "loaded" / "logs" / "train" / "cardiac_mr" / "voxelmorph.log").read_text()
+    retrained = json.loads((workdir / "retrained" / target).read_text())
+    assert retrained["source"] == "trained"
+    assert retrained["reason"] == "the shipped model was trained otherwise: seed 0 shipped, 1 wanted"
 
 
 SMOKE = ("--config", "scale=smoke", "methods=[identity,affine]")

@@ -68,6 +68,7 @@ rule report:
         generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
         claims=results("claims.csv"),
         curves=[results(f"models/{t}/{m}_validation.csv") for t, m in training_runs()],
+        sources=[results(f"models/{t}/{m}_source.json") for t, m in training_runs()],
     output:
         html=report(results("report.html"), caption="../report/report.rst", category="Report"),
         tables=report(

@@ -13,6 +13,7 @@ rule train:
         scale=config["scale"],
         seed=config["method_seed"],
         use_shipped=config["train"] == "pretrained",
+        shipped_dir=config["pretrained_dir"],
         overrides=method_overrides,
         device=method_device,
         workdir=lambda w: results(f"models/{w.task}/{w.method}_work"),

@@ -12,4 +12,5 @@ write_report(sm.params.config, dict(zip(sm.params.tasks, sm.input.boards)), sm.i
              robustness=sm.input.robustness[0] if sm.input.robustness else None,
              subgroups=dict(zip(sm.params.subgroup_tasks, sm.input.subgroups)),
              generative=sm.input.generative[0] if sm.input.generative else None, claims=sm.input.claims,
-             curves={(t, m): path for (t, m), path in zip(sm.params.training_runs, sm.input.curves)})
+             curves=dict(zip(map(tuple, sm.params.training_runs), sm.input.curves)),
+             sources=dict(zip(map(tuple, sm.params.training_runs), sm.input.sources)))

@@ -17,7 +17,8 @@ method = get_method(sm.wildcards.method, scale=sm.params.scale, seed=sm.params.s
 task = read_dataset(sm.input.dataset)
 record = pretrained.training_record(method, task, sm.params.scale)
 if sm.params.use_shipped:
-    loaded, reason = pretrained.use_shipped(record, Path(sm.output.model), Path(sm.output.curve))
+    loaded, reason = pretrained.use_shipped(record, Path(sm.output.model), Path(sm.output.curve),
+                                            Path(sm.params.shipped_dir or pretrained.SHIPPED_DIR))
 else:
     loaded, reason = False, "--config train=scratch"
 logging.info("%s", reason)

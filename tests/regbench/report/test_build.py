@@ -21,6 +21,7 @@ from regbench.metrics.leaderboard import (
     SUBSTITUTE_MARK, load_metrics, overall_tables, task_leaderboard, task_tables, write_table,
 )
 from regbench.metrics.ranking import overall_leaderboard
+from regbench.pretrained import SHIPPED, TRAINED, write_provenance
 from regbench.report import build
 from regbench.report.build import FIGURES_FILE, Run, resolved_settings, write_report, write_task_plots
 from regbench.report.palette import method_palette
@@ -138,23 +139,32 @@ def test_report_page_embeds_every_figure_and_states_settings(results, task_plots
                for name in ("regbench commit", "antspyx", "itk-elastix", "torch", "snakemake"))
 
 
-def test_the_claims_table_and_the_validation_curves_get_sections(results, task_plots):
+def test_the_claims_table_and_the_training_get_sections(results, task_plots):
     _, root, metrics = results
     _, plot_dir = task_plots
     table = claims_table({"cardiac_mr": load_metrics(metrics)})
     table.to_csv(root / "claims.csv", index=False)
     pd.DataFrame({"step": [10, 20], "dice": [0.7, 0.8], "best": [False, True]}).to_csv(root / "curve.csv", index=False)
+    pd.DataFrame(columns=["step", "dice", "best"]).to_csv(root / "no_curve.csv", index=False)
+    write_provenance(root / "trained.json", TRAINED, "--config train=scratch", {})
+    write_provenance(root / "shipped.json", SHIPPED, "loaded the model shipped in regbench/pretrained/cardiac_mr", {})
     config = {"tasks": ["cardiac_mr"], "methods": METHODS, "scale": "smoke", "seed": None, "method_seed": 0,
               "split": "test", "device": "cpu", "overrides": {}, "task_overrides": {}}
     runs = [Run("cardiac_mr", m, metrics[m], {}) for m in METHODS]
     page = write_report(config, {"cardiac_mr": root / "leaderboard" / "cardiac_mr.csv"},
                         root / "leaderboard" / "overall.csv", {"cardiac_mr": plot_dir}, runs,
                         root / "claims_report.html", root / "leaderboard" / "html", root / "plots" / "overall",
-                        claims=root / "claims.csv", curves={("cardiac_mr", "affine"): root / "curve.csv"})
+                        claims=root / "claims.csv",
+                        curves={("cardiac_mr", "affine"): root / "curve.csv", ("cardiac_mr", "mad"): root / "no_curve.csv"},
+                        sources={("cardiac_mr", "affine"): root / "trained.json", ("cardiac_mr", "mad"): root / "shipped.json"})
     references = _References()
     references.feed(page.read_text())
     assert references.sections[-5:] == ["training", "claims", "methods", "environment", "reproduce"]
     assert (root / "plots" / "overall" / "validation.png").is_file()
+    training = page.read_text().split('<section id="training">', 1)[1].split("</section>", 1)[0]
+    assert ('<th scope="row">cardiac_mr</th><td class="text">affine</td><td class="text">trained here</td>'
+            '<td class="text">--config train=scratch</td>') in training
+    assert '<td class="text">mad</td><td class="text">shipped</td>' in training
     section = page.read_text().split('<section id="claims">', 1)[1].split("</section>", 1)[0]
     assert section.count("<tr>") == len(table) + 1
     assert "not testable here" in section  # neither identity nor affine is a method the seed papers claim about
