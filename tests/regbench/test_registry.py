@@ -75,6 +75,15 @@ def test_config_overrides_apply_the_task_entry_after_the_method_entry():
     assert config_overrides({"overrides": {}, "task_overrides": {}}, "brain_mr", "affine") == {}
 
 
+def test_scale_overrides_apply_last_and_only_at_their_scale():
+    config = {"overrides": {"iterative": {"diffusion": 1.0}}, "task_overrides": {"brain_mr": {"iterative": {"window": 3}}},
+              "scale_overrides": {"default": {"brain_mr": {"iterative": {"window": 5, "iterations": [9]}}}}}
+    assert config_overrides({**config, "scale": "default"}, "brain_mr", "iterative") == {
+        "diffusion": 1.0, "window": 5, "iterations": [9]}
+    assert config_overrides({**config, "scale": "smoke"}, "brain_mr", "iterative") == {"diffusion": 1.0, "window": 3}
+    assert config_overrides(config, "cardiac_mr", "iterative") == {"diffusion": 1.0}  # no scale: the default
+
+
 TASKS = ["brain_mr", "cardiac_mr"]
 
 
@@ -89,6 +98,11 @@ TASKS = ["brain_mr", "cardiac_mr"]
      "task_overrides: cardiac_mr: affine: AffineParams: hyperparameter lr must be like"),
     ({"task_overrides": {"cardiac_mr": {"iterative": {"affine": {"similarity": 3}}}}},
      "task_overrides: cardiac_mr: iterative: AffineParams: hyperparameter similarity must be like"),
+    ({"scale_overrides": {"default": {"brain_rm": {"affine": {"lr": 0.1}}}}},
+     "scale_overrides: default: unknown task(s) brain_rm; known tasks: brain_mr, cardiac_mr"),
+    # checked at the scale the entry names, whatever the run's: csain's default preset has two levels
+    ({"scale_overrides": {"default": {"brain_mr": {"csain": {"iterations": [300]}}}}},
+     "scale_overrides: default: brain_mr: csain: CSAINParams: "),
 ])
 def test_check_overrides_names_the_mistake(config, message):
     with pytest.raises(RegbenchError) as err:

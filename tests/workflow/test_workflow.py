@@ -76,6 +76,8 @@ def test_invalid_config_fails_before_any_job(tmp_path):
     ("task_overrides: {cardiac_mr: {affine: {lr: fast}}}", "task_overrides: cardiac_mr: affine: AffineParams: "
                                                            "hyperparameter lr must be like"),
     ("instance_optimisation: {methods: [voxelmorf]}", "instance_optimisation: unknown methods voxelmorf"),
+    ("scale_overrides: {defualt: {brain_mr: {affine: {lr: 0.1}}}}", "defualt"),
+    ("train: pretrianed", "pretrianed"),
     ("instance_optimisation: {methods: [identity], settings: {iters: 3}}",
      "instance_optimisation: settings: InstanceParams: unknown hyperparameter(s) iters"),
 ])
