@@ -69,13 +69,16 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("Bayesian registration (Grzech et al., MELBA 2022)", "as accurate as VoxelMorph", "bayesian",
                VOXELMORPH, "comparable"),
 )
+GRADIRN_SIZE = Comparison("GraDIRN (Qiu et al., 2022)", "fewer learnable parameters than VoxelMorph", "gradirn",
+                          VOXELMORPH, "smaller")
 IO_PAPER = "Learn2Reg (Hering et al., TMI 2023)"
 IO_CLAIM = "instance optimisation improves a network's registration"
 
 
 def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[str, str] | None = None,
                  capture_range: pd.DataFrame | None = None, generative: pd.DataFrame | None = None,
-                 cohort_in_run: bool = False) -> pd.DataFrame:
+                 cohort_in_run: bool = False, parameters: Mapping[str, Mapping[str, int]] | None = None
+                 ) -> pd.DataFrame:
     """Every claim, one row per claim and task where it is tested (one row saying why where it is not).
 
     Args:
@@ -84,6 +87,7 @@ def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[
         capture_range: ``bench_mad_capture_range.py``'s table, if the run's folder holds one.
         generative: the generative model's evaluation (``regbench.generative.evaluation``), if the run made one.
         cohort_in_run: whether the run has the cohort task (otherwise the generative claims say so).
+        parameters: task -> method -> learnable parameters of the network the run registered with.
     """
     values = {task: samples(table) for task, table in metrics.items()}
     rows: list[dict] = []
@@ -91,6 +95,7 @@ def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[
         rows += _compared(comparison, values)
     for row, method in (instance_rows or {}).items():
         rows += _compared(Comparison(IO_PAPER, IO_CLAIM, row, method), values)
+    rows += _sizes(GRADIRN_SIZE, parameters or {})
     rows += _calibration(values)
     rows.append(_capture_range(capture_range))
     rows += _generative(generative, cohort_in_run)
@@ -157,6 +162,19 @@ def _per_pair(values: pd.Series, method: str, metric: str) -> pd.Series:
 
 def _unit(metric: str) -> str:
     return "Dice" if metric == "DSC" else "mm"
+
+
+def _sizes(comparison: Comparison, parameters: Mapping[str, Mapping[str, int]]) -> list[dict]:
+    """A claim of fewer learnable parameters, per task where both networks were trained or loaded."""
+    rows = []
+    for task, counts in parameters.items():
+        if comparison.claimed in counts and comparison.other in counts:
+            claimed, other = counts[comparison.claimed], counts[comparison.other]
+            rows.append(_row(comparison, task=task, metric="learnable parameters", claimed_value=claimed,
+                             other_value=other, verdict=HOLDS if claimed < other else FAILS,
+                             why=f"{claimed / other:.2f} times the other's", produced_by=WORKFLOW + " (rule train)"))
+    return rows or [_row(comparison, verdict=UNTESTED,
+                         why=f"the run has no task on which both {comparison.claimed} and {comparison.other} ran")]
 
 
 BAYESIAN = Comparison("Bayesian registration (Grzech et al., MELBA 2022)",

@@ -353,6 +353,12 @@ class NetworkMethod(Method):
             net = net.to(memory_format=torch.channels_last_3d)
         return net
 
+    def parameter_count(self) -> int:
+        """The network's learnable parameters (what a paper's "fewer parameters" counts; buffers excluded)."""
+        if self.net is None:
+            raise RegbenchError(f"{self.name}: no network to count, it has not been trained or loaded")
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         if self.net is None:
             raise RegbenchError(f"{self.name}: nothing to save, the network has not been trained or loaded")

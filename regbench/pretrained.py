@@ -94,10 +94,13 @@ def use_shipped(record: Mapping[str, Any], model_path: Path, curve_path: Path,
                   f"{made['command']}")
 
 
-def write_provenance(path: Path, source: str, reason: str, record: Mapping[str, Any]) -> None:
-    """The ``train`` job's account of its model: loaded (``SHIPPED``) or trained here (``TRAINED``), and why."""
+def write_provenance(path: Path, source: str, reason: str, record: Mapping[str, Any],
+                     parameters: int | None = None) -> None:
+    """The ``train`` job's account of its model: loaded (``SHIPPED``) or trained here (``TRAINED``), why, and its
+    learnable parameters (where the method has a network; the claims table compares them)."""
+    account = {"source": source, "reason": reason, "parameters": parameters, "training": dict(record)}
     with io.atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps({"source": source, "reason": reason, "training": dict(record)}, indent=1))
+        Path(tmp).write_text(json.dumps(account, indent=1))
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:

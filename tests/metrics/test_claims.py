@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from regbench.metrics.claims import FAILS, HOLDS, UNTESTED, claims_markdown, claims_table
+from regbench.metrics.claims import FAILS, GRADIRN_SIZE, HOLDS, UNTESTED, claims_markdown, claims_table
 
 
 def _metrics(dice: dict[str, float], pairs: int, *, metric: str = "DSC", runtime: dict[str, float] | None = None,
@@ -32,7 +32,7 @@ def _metrics(dice: dict[str, float], pairs: int, *, metric: str = "DSC", runtime
 
 
 def _row(table: pd.DataFrame, claimed: str, other: str, task: str | None = None) -> pd.Series:
-    rows = table[(table["claimed"] == claimed) & (table["other"] == other)]
+    rows = table[(table["claimed"] == claimed) & (table["other"] == other) & (table["claim"] != GRADIRN_SIZE.claim)]
     if task is not None:
         rows = rows[rows["task"] == task]
     assert len(rows) == 1, rows
@@ -99,3 +99,14 @@ def test_calibration_capture_range_and_completion_come_from_their_tables():
     assert cheart["verdict"] == FAILS and cheart["other_value"] == 0.89
     page = claims_markdown(table, ["a", "b"])
     assert page.startswith("# Claims") and page.count("\n| ") == len(table) + 1
+
+
+def test_fewer_parameters_compares_the_networks_counts_per_task():
+    metrics = {"a": _metrics({"gradirn": 0.8, "voxelmorph": 0.8}, pairs=2)}
+    table = claims_table(metrics, parameters={"a": {"gradirn": 30_000, "voxelmorph": 100_000},
+                                              "b": {"gradirn": 30_000, "voxelmorph": 20_000}, "c": {"gradirn": 1}})
+    sizes = table[table["metric"] == "learnable parameters"].set_index("task")
+    assert sizes["verdict"].to_dict() == {"a": HOLDS, "b": FAILS}  # c: no voxelmorph there, no row
+    assert sizes.loc["a", "why"] == "0.30 times the other's" and sizes.loc["b", "claimed_value"] == 30_000
+    untested = claims_table(metrics)
+    assert untested[untested["claim"] == GRADIRN_SIZE.claim]["verdict"].tolist() == [UNTESTED]

@@ -60,6 +60,7 @@ rule claims:
     input:
         metrics=expand(results("metrics/{task}"), task=TASKS),
         generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
+        sources=[results(f"models/{t}/{m}_source.json") for t, m in training_runs()],  # parameter counts
     output:
         csv=results("claims.csv"),
         md=results("claims.md"),
@@ -71,6 +72,7 @@ rule claims:
         capture_range=results("mad_capture_range/capture_range.csv"),
         tasks=TASKS,
         cohort=bool(SUBGROUP_TASKS),
+        training_runs=training_runs(),
     threads: 1
     resources:
         mem_mb=2000,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from regbench import pretrained
 from regbench.dataset import read_dataset
+from regbench.method import NetworkMethod
 from regbench.registry import get_method
 from regbench.runner import train
 
@@ -22,7 +23,9 @@ if sm.params.use_shipped:
 else:
     loaded, reason = False, "--config train=scratch"
 logging.info("%s", reason)
-if not loaded:
+if loaded:
+    method.load(sm.output.model)  # the shipped state must fit the network this config builds
+else:
     train(method, task, Path(sm.output.model), Path(sm.params.workdir), Path(sm.output.curve))
 pretrained.write_provenance(Path(sm.output.source), pretrained.SHIPPED if loaded else pretrained.TRAINED, reason,
-                            record)
+                            record, method.parameter_count() if isinstance(method, NetworkMethod) else None)
