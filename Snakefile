@@ -17,8 +17,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/robustness.smk"  # before leaderboard.smk: the claims rule reads the track's tables
 include: "workflow/rules/leaderboard.smk"
-include: "workflow/rules/robustness.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -68,7 +68,15 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("CSAIN (Wang et al., 2023)", "outperforms the baseline approaches (VoxelMorph)", "csain", VOXELMORPH),
     Comparison("Bayesian registration (Grzech et al., MELBA 2022)", "as accurate as VoxelMorph", "bayesian",
                VOXELMORPH, "comparable"),
+    # Ablations: rows the config's variants give (config/config.yaml), each the method under other settings.
+    Comparison("VR-Net (Jia et al., TMI 2022)", "the cascade of denoising and intensity-consistency layers makes "
+               "its initial network more accurate (variant vrnet_initial: cascades 0)", "vrnet", "vrnet_initial"),
+    Comparison("CSAIN (Wang et al., 2023)", "tuning the regional regularisation weights on validation pairs makes "
+               "it more accurate (variant csain_untuned: tune false)", "csain", "csain_untuned"),
 )
+ADVCHAIN = Comparison("AdvChain (Chen et al., MedIA 2022)", "adversarial augmentation makes a network more robust: "
+                      "more accurate under the worst perturbation chain found (variant voxelmorph_adversarial, "
+                      "robustness track)", "voxelmorph_adversarial", VOXELMORPH)
 GRADIRN_SIZE = Comparison("GraDIRN (Qiu et al., 2022)", "fewer learnable parameters than VoxelMorph", "gradirn",
                           VOXELMORPH, "smaller")
 IO_PAPER = "Learn2Reg (Hering et al., TMI 2023)"
@@ -77,8 +85,8 @@ IO_CLAIM = "instance optimisation improves a network's registration"
 
 def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[str, str] | None = None,
                  capture_range: pd.DataFrame | None = None, generative: pd.DataFrame | None = None,
-                 cohort_in_run: bool = False, parameters: Mapping[str, Mapping[str, int]] | None = None
-                 ) -> pd.DataFrame:
+                 cohort_in_run: bool = False, parameters: Mapping[str, Mapping[str, int]] | None = None,
+                 robustness: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every claim, one row per claim and task where it is tested (one row saying why where it is not).
 
     Args:
@@ -88,6 +96,8 @@ def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[
         generative: the generative model's evaluation (``regbench.generative.evaluation``), if the run made one.
         cohort_in_run: whether the run has the cohort task (otherwise the generative claims say so).
         parameters: task -> method -> learnable parameters of the network the run registered with.
+        robustness: task -> the robustness track's per-pair tables of its methods (``regbench.robustness``, with
+            a ``method`` column), where the run has the track.
     """
     values = {task: samples(table) for task, table in metrics.items()}
     rows: list[dict] = []
@@ -96,6 +106,8 @@ def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[
     for row, method in (instance_rows or {}).items():
         rows += _compared(Comparison(IO_PAPER, IO_CLAIM, row, method), values)
     rows += _sizes(GRADIRN_SIZE, parameters or {})
+    adversarial = {task: _adversarial_samples(table) for task, table in (robustness or {}).items()}
+    rows += [{**row, "produced_by": WORKFLOW + " (rule robustness)"} for row in _compared(ADVCHAIN, adversarial)]
     rows += _calibration(values)
     rows.append(_capture_range(capture_range))
     rows += _generative(generative, cohort_in_run)
@@ -107,6 +119,15 @@ def samples(table: pd.DataFrame) -> pd.Series:
     per-case metric: the samples a comparison pairs."""
     rows = scored_rows(table).assign(label=lambda t: t["label"].fillna(-1).astype(int))
     return rows.set_index(["method", "metric", "pair", "label"])["value"].sort_index()
+
+
+def _adversarial_samples(table: pd.DataFrame) -> pd.Series:
+    """The accuracy under each method's adversarial chain, per (pair, budget), indexed as ``samples`` indexes
+    (the budget in the pair key), so an adversarial comparison pairs what an accuracy comparison pairs."""
+    rows = table[(table["kind"] == "adversarial") & table["accuracy"].notna()]
+    index = pd.MultiIndex.from_arrays([rows["method"], rows["metric"], rows["pair"] + " @ " + rows["budget"].astype(str),
+                                       [-1] * len(rows)], names=["method", "metric", "pair", "label"])
+    return pd.Series(rows["accuracy"].to_numpy(float), index=index).sort_index()
 
 
 def _row(comparison: Comparison, **fields) -> dict:
@@ -265,4 +286,6 @@ def _text(value: object) -> str:
 def _number(value: object) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
+    if float(value).is_integer() and abs(float(value)) >= 100:  # a count (parameters), not a measurement
+        return f"{int(float(value)):,}"
     return f"{value:.3g}" if abs(float(value)) < 0.01 else f"{value:.3f}"

@@ -75,13 +75,14 @@ def shipped_paths(task: str, method: str, directory: Path = SHIPPED_DIR) -> tupl
     return folder / f"{method}{MODEL_SUFFIX}", folder / f"{method}{RECORD_SUFFIX}", folder / f"{method}{CURVE_SUFFIX}"
 
 
-def use_shipped(record: Mapping[str, Any], model_path: Path, curve_path: Path,
+def use_shipped(record: Mapping[str, Any], row: str, model_path: Path, curve_path: Path,
                 directory: Path = SHIPPED_DIR) -> tuple[bool, str]:
-    """Copy the shipped model whose record equals ``record``, and its validation curve, to the paths the ``train``
-    job writes; return whether it did and why (which model; no model shipped; which entries differ)."""
-    model, record_path, curve = shipped_paths(record["task"], record["method"], directory)
+    """Copy the model shipped for the leaderboard row ``row`` (a method, or a variant of one) if its record equals
+    ``record``, and its validation curve, to the paths the ``train`` job writes; return whether it did and why
+    (which model; no model shipped; which entries differ)."""
+    model, record_path, curve = shipped_paths(record["task"], row, directory)
     if not model.is_file() or not record_path.is_file():
-        return False, f"no model shipped for {record['method']} on {record['task']}"
+        return False, f"no model shipped for {row} on {record['task']}"
     shipped = json.loads(record_path.read_text())
     differences = record_differences(shipped["training"], record)
     if differences:
@@ -107,15 +108,15 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def export(provenance: Path, model: Path, curve: Path, directory: Path, made: Mapping[str, Any]) -> None:
-    """Write a model the run trained, its curve and its record (with ``made``: command, commit, date, cost) as
-    ``directory/<task>/<method>.*``, the layout ``use_shipped`` reads."""
+def export(provenance: Path, row: str, model: Path, curve: Path, directory: Path, made: Mapping[str, Any]) -> None:
+    """Write the model the run trained for the leaderboard row ``row``, its curve and its record (with ``made``:
+    command, commit, date, cost) as ``directory/<task>/<row>.*``, the layout ``use_shipped`` reads."""
     account = read_provenance(provenance)
     if account["source"] != TRAINED:
         raise RegbenchError(f"{model}: loaded from the package, not trained by this run; make the models to ship "
                             "with --config train=scratch")
     record = account["training"]
-    targets = shipped_paths(record["task"], record["method"], directory)
+    targets = shipped_paths(record["task"], row, directory)
     for source, target in ((model, targets[0]), (curve, targets[2])):
         with io.atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)

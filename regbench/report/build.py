@@ -46,7 +46,9 @@ class Run:
     """One method on one task as the workflow ran it: its settings and the files it left.
 
     Attributes:
-        overrides: the config overrides applied to the scale's preset (method-wide, then task-specific).
+        overrides: the config overrides applied to the scale's preset (method-wide, then task-specific, then a
+            variant's settings).
+        registered: the registered method behind the row (a variant's method; None: the row's name).
         benchmarks: Snakemake ``benchmark:`` files by job kind (``register``, ``train``); absent ones are skipped.
     """
 
@@ -55,6 +57,7 @@ class Run:
     metrics: str | Path
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     benchmarks: Mapping[str, str | Path] = dataclasses.field(default_factory=dict)
+    registered: str | None = None
 
 
 _READS_UNCERTAINTY = "uncertainty" in inspect.signature(io.read_disp).parameters
@@ -182,8 +185,8 @@ def resolved_settings(method: str, scale: str, overrides: Mapping[str, Any]) -> 
 def _method_settings(runs: Sequence[Run], method: str, scale: str) -> MethodSettings:
     """A method's hyperparameters per task (one column when all tasks agree) and its costs per task."""
     mine = [r for r in runs if r.method == method]
-    settings = pd.DataFrame({r.task: pd.Series(resolved_settings(method, scale, r.overrides), dtype=object)
-                             for r in mine})
+    settings = pd.DataFrame({r.task: pd.Series(resolved_settings(r.registered or method, scale, r.overrides),
+                                               dtype=object) for r in mine})
     overridden = {name for r in mine for name in r.overrides}
     if settings.shape[1] > 1 and settings.astype(str).nunique(axis=1).eq(1).all():
         settings = settings.iloc[:, :1].set_axis(["all tasks"], axis=1)
@@ -223,7 +226,7 @@ def write_report(config: Mapping[str, Any], boards: Mapping[str, str | Path], ov
         sources: each trained (task, method)'s provenance file (``regbench.pretrained``): shipped or trained here.
     """
     out_html, tables_dir, overview_dir = Path(out_html), Path(tables_dir), Path(overview_dir)
-    methods = [str(m) for m in config["methods"]]
+    methods = [*map(str, config["methods"]), *map(str, config.get("variants") or {})]  # rows with settings
     palette = method_palette(run.method for run in runs)  # every row, <method>+io ones included
     overall_board = pd.read_csv(overall, index_col="method")
     task_columns = frozenset(boards)

@@ -110,3 +110,31 @@ def test_fewer_parameters_compares_the_networks_counts_per_task():
     assert sizes.loc["a", "why"] == "0.30 times the other's" and sizes.loc["b", "claimed_value"] == 30_000
     untested = claims_table(metrics)
     assert untested[untested["claim"] == GRADIRN_SIZE.claim]["verdict"].tolist() == [UNTESTED]
+
+
+def _track(method: str, accuracy: list[float]) -> pd.DataFrame:
+    """A robustness table of three pairs at two budgets: the clean row and the adversarial rows of ``accuracy``."""
+    rows = [{"pair": f"p{i}", "budget": 0.0, "kind": "clean", "metric": "DSC", "accuracy": 0.9} for i in range(3)]
+    rows += [{"pair": f"p{i}", "budget": budget, "kind": "adversarial", "metric": "DSC", "accuracy": value}
+             for (i, budget), value in zip([(i, b) for i in range(3) for b in (0.5, 1.0)], accuracy)]
+    return pd.DataFrame(rows).assign(method=method)
+
+
+def test_adversarial_augmentation_is_judged_on_the_adversarial_rows_of_the_track():
+    augmented = _track("voxelmorph_adversarial", [0.80, 0.70, 0.82, 0.66, 0.79, 0.71])
+    plain = _track("voxelmorph", [0.70, 0.50, 0.72, 0.52, 0.69, 0.55])
+    table = claims_table({}, robustness={"cardiac_mr": pd.concat([augmented, plain])})
+    row = _row(table, "voxelmorph_adversarial", "voxelmorph", "cardiac_mr")
+    assert row["verdict"] == HOLDS and row["n"] == 6 and "rule robustness" in row["produced_by"]
+    assert abs(row["claimed_value"] - np.mean([0.80, 0.70, 0.82, 0.66, 0.79, 0.71])) < 1e-12
+    worse = claims_table({}, robustness={"cardiac_mr": pd.concat([_track("voxelmorph_adversarial", [0.5] * 6), plain])})
+    assert _row(worse, "voxelmorph_adversarial", "voxelmorph", "cardiac_mr")["verdict"] == FAILS
+    absent = _row(claims_table({}), "voxelmorph_adversarial", "voxelmorph")
+    assert absent["verdict"] == UNTESTED
+
+
+def test_the_ablation_variants_are_compared_with_their_method():
+    table = claims_table({"brain": _metrics({"vrnet": 0.85, "vrnet_initial": 0.80, "csain": 0.8, "csain_untuned": 0.8},
+                                            pairs=6)})
+    assert _row(table, "vrnet", "vrnet_initial", "brain")["verdict"] == HOLDS
+    assert _row(table, "csain", "csain_untuned", "brain")["verdict"] == FAILS

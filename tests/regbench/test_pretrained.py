@@ -39,7 +39,7 @@ def _ship(record: dict, tmp_path: Path, source: str = pretrained.TRAINED) -> Pat
     pd.DataFrame({"step": [50], "dice": [0.8], "best": [True]}).to_csv(run / "curve.csv", index=False)
     pretrained.write_provenance(run / "source.json", source, "--config train=scratch", record)
     shipped = tmp_path / "shipped"
-    pretrained.export(run / "source.json", run / "model.pt", run / "curve.csv", shipped, MADE)
+    pretrained.export(run / "source.json", "voxelmorph", run / "model.pt", run / "curve.csv", shipped, MADE)
     return shipped
 
 
@@ -50,22 +50,21 @@ def test_a_shipped_model_is_used_only_when_made_as_the_job_would_make_it(generat
     assert sorted(p.name for p in (shipped / "cardiac_mr").iterdir()) == [
         "voxelmorph.json", "voxelmorph.pt", "voxelmorph_validation.csv"]
     out = tmp_path / "out"
-    used, why = pretrained.use_shipped(record, out / "m.pt", out / "c.csv", shipped)
+    used, why = pretrained.use_shipped(record, "voxelmorph", out / "m.pt", out / "c.csv", shipped)
     assert used and (out / "m.pt").read_bytes() == b"state" and pd.read_csv(out / "c.csv")["dice"].tolist() == [0.8]
     assert why == f"loaded shipped/cardiac_mr/voxelmorph.pt, made 2026-12-07 at commit abc by {MADE['command']}"
 
     other = tmp_path / "other"
     longer = pretrained.training_record(get_method("voxelmorph", scale="smoke", iterations=31), task, "smoke")
-    used, why = pretrained.use_shipped(longer, other / "m.pt", other / "c.csv", shipped)
+    used, why = pretrained.use_shipped(longer, "voxelmorph", other / "m.pt", other / "c.csv", shipped)
     assert not used and not other.exists()
     assert why == "the shipped model was trained otherwise: params.iterations 30 shipped, 31 wanted"
     reseeded = pretrained.training_record(get_method("voxelmorph", scale="smoke", seed=1), task, "smoke")
-    assert pretrained.use_shipped(reseeded, other / "m.pt", other / "c.csv", shipped)[1].endswith("seed 0 shipped, 1 wanted")
+    assert pretrained.use_shipped(reseeded, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1].endswith("seed 0 shipped, 1 wanted")
     elsewhere = {**record, "data": "0" * 64}
-    assert "data '" in pretrained.use_shipped(elsewhere, other / "m.pt", other / "c.csv", shipped)[1]
-    unshipped = {**record, "method": "vrnet"}
-    assert pretrained.use_shipped(unshipped, other / "m.pt", other / "c.csv", shipped) == (
-        False, "no model shipped for vrnet on cardiac_mr")
+    assert "data '" in pretrained.use_shipped(elsewhere, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1]
+    assert pretrained.use_shipped(record, "voxelmorph_adversarial", other / "m.pt", other / "c.csv", shipped) == (
+        False, "no model shipped for voxelmorph_adversarial on cardiac_mr")  # a variant ships under its own name
 
 
 def test_only_a_model_the_run_trained_is_exported(tmp_path):
@@ -73,31 +72,37 @@ def test_only_a_model_the_run_trained_is_exported(tmp_path):
         _ship({"task": "t", "method": "m"}, tmp_path, source=pretrained.SHIPPED)
 
 
-def _default_training_runs(config: dict) -> set[tuple[str, str]]:
-    """(task, method) of every learning method the default config trains, as the workflow's supports() decides."""
-    specs = task_specs(config["tasks"])
-    runs = set()
-    for task, spec in specs.items():
-        for name in config["methods"]:
+def _default_trainings(config: dict) -> dict[tuple[str, str], tuple[str, dict]]:
+    """(task, row) -> (method, settings) of every learning method and variant the default config trains, as the
+    workflow decides (supports(), a variant's tasks, overrides then the variant's settings)."""
+    rows = {name: (name, None, {}) for name in config["methods"]}
+    rows.update({name: (v["method"], v.get("tasks"), v.get("settings") or {}) for name, v in config["variants"].items()
+                 if v["method"] in config["methods"]})
+    trainings = {}
+    for task, spec in task_specs(config["tasks"]).items():
+        for row, (name, tasks, settings) in rows.items():
             cls = method_class(name)
             supported = spec.ndim in cls.capabilities.dims and (cls.capabilities.multimodal or not spec.multimodal)
-            if cls.trainable and supported:
-                runs.add((task, name))
-    return runs
+            if cls.trainable and supported and (tasks is None or task in tasks):
+                overrides = config_overrides({**config, "scale": "default"}, task, name)
+                trainings[task, row] = (name, {**overrides, **settings})
+    return trainings
 
 
 def test_every_default_model_is_shipped_loads_and_was_made_as_the_train_rule_would_make_it(generated_task):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    records = {path: json.loads(path.read_text()) for path in pretrained.SHIPPED_DIR.glob(f"*/*{pretrained.RECORD_SUFFIX}")}
-    shipped = {(r["training"]["task"], r["training"]["method"]): r for r in records.values()}
-    assert set(shipped) == _default_training_runs(config)
-    for (task, name), record in shipped.items():
+    trainings = _default_trainings(config)
+    shipped = {(path.parent.name, path.stem): json.loads(path.read_text())
+               for path in pretrained.SHIPPED_DIR.glob(f"*/*{pretrained.RECORD_SUFFIX}")}
+    assert set(shipped) == set(trainings)
+    for (task, row), record in shipped.items():
         training = record["training"]
-        method = get_method(name, scale="default", seed=config["method_seed"],
-                            **config_overrides({**config, "scale": "default"}, task, name))
-        assert (training["scale"], training["seed"]) == ("default", config["method_seed"])
-        assert training["params"] == pretrained.params_record(method.params), (task, name)
-        model, _, curve = pretrained.shipped_paths(task, name)
+        name, settings = trainings[task, row]
+        method = get_method(name, scale="default", seed=config["method_seed"], **settings)
+        assert (training["task"], training["method"], training["scale"], training["seed"]) == (
+            task, name, "default", config["method_seed"])
+        assert training["params"] == pretrained.params_record(method.params), (task, row)
+        model, _, curve = pretrained.shipped_paths(task, row)
         method.load(model)  # weights_only: tensors that fit the configured network
         assert list(pd.read_csv(curve).columns) == ["step", "dice", "best"]
         assert record["made"]["command"] == MADE["command"] and record["made"]["train_cpu_s"] > 0

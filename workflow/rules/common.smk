@@ -28,15 +28,29 @@ def results(path):
     return f"{RESULTS}/{path}"
 
 
-METHODS = [str(m) for m in config["methods"]]
 SPECS = task_specs([str(t) for t in config["tasks"]])  # task name -> spec (a real task: its json's name)
 TASKS = list(SPECS)
 TASK_SOURCES = {name: str(spec.path) if spec.synthetic else spec.source for name, spec in SPECS.items()}
-# Instance optimisation (config instance_optimisation): each listed method the run has gets a second row,
-# <method>+io, registered by the same trained model with its field refined per pair (regbench.methods.components.
-# instance). VARIANTS maps such a row to its method; ROWS is every method row of the leaderboards.
+# Variants (config variants): a registered method under other settings, a row of its own trained and ranked like
+# any method (an ablation: vrnet's initial network alone), run where its method is in the run. METHODS is every
+# method row the run trains or registers itself: the config's methods, then their variants.
+VARIANT_SPECS = {str(name): {"method": str(spec["method"]), "settings": spec.get("settings") or {},
+                              "tasks": spec.get("tasks")} for name, spec in config["variants"].items()}
+_clash = sorted(set(VARIANT_SPECS) & set(list_methods()))
+if _clash:
+    raise WorkflowError(f"variants: {', '.join(_clash)} is the name of a registered method; name the variant otherwise")
+for _name, _variant in VARIANT_SPECS.items():
+    try:  # an unknown method or a typo in the settings fails the dry run, not the variant's jobs
+        method_class(_variant["method"]).Params.preset(config["scale"]).replace(**_variant["settings"])
+    except RegbenchError as err:
+        raise WorkflowError(f"variants: {_name}: {err}") from err
+METHODS = [str(m) for m in config["methods"]]
+METHODS += [name for name, variant in VARIANT_SPECS.items() if variant["method"] in METHODS]
+# Instance optimisation (config instance_optimisation): each listed method (or variant) the run has gets a second
+# row, <method>+io, registered by the same trained model with its field refined per pair (regbench.methods.
+# components.instance). INSTANCE_ROWS maps such a row to its method row; ROWS is every row of the leaderboards.
 INSTANCE = config["instance_optimisation"]
-_unknown = sorted(set(INSTANCE["methods"]) - set(list_methods()))
+_unknown = sorted(set(INSTANCE["methods"]) - set(list_methods()) - set(VARIANT_SPECS))
 if _unknown:
     raise WorkflowError(f"instance_optimisation: unknown methods {', '.join(_unknown)}; registered methods: "
                         f"{', '.join(list_methods())}")
@@ -44,13 +58,19 @@ try:  # a typo in the settings fails the dry run, not every +io job
     instance.InstanceParams.preset(config["scale"]).replace(**INSTANCE["settings"])
 except RegbenchError as err:
     raise WorkflowError(f"instance_optimisation: settings: {err}") from err
-VARIANTS = {f"{m}{instance.SUFFIX}": m for m in METHODS if m in INSTANCE["methods"]}
-ROWS = [*METHODS, *VARIANTS]
+INSTANCE_ROWS = {f"{m}{instance.SUFFIX}": m for m in METHODS if m in INSTANCE["methods"]}
+ROWS = [*METHODS, *INSTANCE_ROWS]
+
+
+def model_row(row):
+    """The method row whose trained model a row registers with (``voxelmorph`` for ``voxelmorph+io``)."""
+    return INSTANCE_ROWS.get(row, row)
 
 
 def base_method(row):
-    """The registered method behind a leaderboard row (``voxelmorph`` for ``voxelmorph+io``)."""
-    return VARIANTS.get(row, row)
+    """The registered method behind a leaderboard row (``vrnet`` for ``vrnet_initial`` and ``vrnet+io``)."""
+    row = model_row(row)
+    return VARIANT_SPECS[row]["method"] if row in VARIANT_SPECS else row
 
 
 METHOD_CLASSES = {row: method_class(base_method(row)) for row in ROWS}
@@ -95,8 +115,14 @@ def supports(method, task):
 
 
 def runs():
-    """Every (task, method) the benchmark runs."""
-    return [(t, m) for t in TASKS for m in ROWS if supports(m, t)]
+    """Every (task, method) the benchmark runs: each row on each task it supports, a variant (and its +io row) only
+    on the tasks it lists, where it lists any."""
+    return [(t, m) for t in TASKS for m in ROWS if supports(m, t) and variant_runs_on(model_row(m), t)]
+
+
+def variant_runs_on(row, task):
+    listed = VARIANT_SPECS[row]["tasks"] if row in VARIANT_SPECS else None
+    return listed is None or task in listed
 
 
 def training_runs():
@@ -107,13 +133,16 @@ def training_runs():
 def model_if_trainable(wildcards):
     """The trained state a learning method registers with; nothing for classic methods."""
     if METHOD_CLASSES[wildcards.method].trainable:
-        return results(f"models/{wildcards.task}/{base_method(wildcards.method)}.pt")
+        return results(f"models/{wildcards.task}/{model_row(wildcards.method)}.pt")
     return []
 
 
 def method_overrides(wildcards):
-    """Config overrides for one method on one task: method-wide first, then task-specific."""
-    return config_overrides(config, wildcards.task, base_method(wildcards.method))
+    """Config overrides for one method row on one task: method-wide first, then task-specific, then per scale (the
+    registered method's), then a variant's own settings."""
+    row = model_row(wildcards.method)
+    overrides = config_overrides(config, wildcards.task, base_method(row))
+    return {**overrides, **(VARIANT_SPECS[row]["settings"] if row in VARIANT_SPECS else {})}
 
 
 def registrations_by_method(wildcards):

@@ -61,6 +61,7 @@ rule claims:
         metrics=expand(results("metrics/{task}"), task=TASKS),
         generative=[results("generative/cardiac/evaluation.csv")] if SUBGROUP_TASKS else [],
         sources=[results(f"models/{t}/{m}_source.json") for t, m in training_runs()],  # parameter counts
+        robustness=[results(f"robustness/{t}/{m}.csv") for t, m in robustness_runs()],
     output:
         csv=results("claims.csv"),
         md=results("claims.md"),
@@ -68,11 +69,12 @@ rule claims:
         results("logs/leaderboard/claims.log"),
     params:
         metrics={t: {m: results(f"metrics/{t}/{m}/metrics.csv") for tt, m in runs() if tt == t} for t in TASKS},
-        instance_rows=VARIANTS,
+        instance_rows=INSTANCE_ROWS,
         capture_range=results("mad_capture_range/capture_range.csv"),
         tasks=TASKS,
         cohort=bool(SUBGROUP_TASKS),
         training_runs=training_runs(),
+        robustness_runs=robustness_runs(),
     threads: 1
     resources:
         mem_mb=2000,

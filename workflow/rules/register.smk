@@ -14,7 +14,7 @@ rule register:
         split=config["split"],
         method=lambda w: base_method(w.method),
         overrides=method_overrides,
-        instance=lambda w: INSTANCE["settings"] if w.method in VARIANTS else None,
+        instance=lambda w: INSTANCE["settings"] if w.method in INSTANCE_ROWS else None,
         device=method_device,
     threads: method_threads
     resources:

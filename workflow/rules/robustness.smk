@@ -2,7 +2,7 @@
 # table of every task and method. For the methods config robustness.methods lists that the run has, on the tasks
 # robustness.tasks lists that the run has (null: all of them), so a run on a subset keeps the track where it can.
 ROBUSTNESS = config["robustness"]
-_unknown = sorted(set(ROBUSTNESS["methods"]) - set(list_methods()))
+_unknown = sorted(set(ROBUSTNESS["methods"]) - set(list_methods()) - set(VARIANT_SPECS))
 if _unknown:
     raise WorkflowError(f"robustness: unknown methods {', '.join(_unknown)}; registered methods: "
                         f"{', '.join(list_methods())}")
@@ -33,6 +33,7 @@ rule robustness:
         scale=config["scale"],
         seed=config["method_seed"],
         split=config["split"],
+        method=lambda w: base_method(w.method),
         overrides=method_overrides,
         device=method_device,
         track=ROBUSTNESS,

@@ -12,6 +12,7 @@ rule train:
     params:
         scale=config["scale"],
         seed=config["method_seed"],
+        method=lambda w: base_method(w.method),
         use_shipped=config["train"] == "pretrained",
         shipped_dir=config["pretrained_dir"],
         overrides=method_overrides,
@@ -30,23 +31,25 @@ rule train:
 
 
 PRETRAINED_COMMAND = "snakemake --cores 2 pretrained --config train=scratch"
+SHIPPABLE = [(t, m) for t, m in training_runs() if SPECS[t].synthetic]  # a real task's data is not regbench's
 
 
 rule pretrained:
     """The models to ship (regbench/pretrained/, README "Pretrained models"): `snakemake --cores 2 pretrained
-    --config train=scratch` trains every learning method on every built-in task and writes each model, its
-    validation curve and its record here with the command, commit, date and training cost."""
+    --config train=scratch` trains every learning method (and variant) on every built-in task and writes each
+    model, its validation curve and its record here with the command, commit, date and training cost."""
     input:
-        provenance=[results(f"models/{t}/{m}_source.json") for t, m in training_runs() if SPECS[t].synthetic],
-        models=[results(f"models/{t}/{m}.pt") for t, m in training_runs() if SPECS[t].synthetic],
-        curves=[results(f"models/{t}/{m}_validation.csv") for t, m in training_runs() if SPECS[t].synthetic],
-        benchmarks=[results(f"benchmarks/train/{t}/{m}.tsv") for t, m in training_runs() if SPECS[t].synthetic],
+        provenance=[results(f"models/{t}/{m}_source.json") for t, m in SHIPPABLE],
+        models=[results(f"models/{t}/{m}.pt") for t, m in SHIPPABLE],
+        curves=[results(f"models/{t}/{m}_validation.csv") for t, m in SHIPPABLE],
+        benchmarks=[results(f"benchmarks/train/{t}/{m}.tsv") for t, m in SHIPPABLE],
     output:
         directory(results("pretrained")),
     log:
         results("logs/pretrained.log"),
     params:
         command=PRETRAINED_COMMAND,
+        rows=[m for _, m in SHIPPABLE],
         config={key: config[key] for key in ("scale", "seed", "method_seed")},
     script:
         "../scripts/pretrained.py"

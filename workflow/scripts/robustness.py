@@ -11,7 +11,7 @@ from regbench.robustness.track import robustness_table
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 logging.basicConfig(filename=sm.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-method = loaded_method(sm.wildcards.method, sm.input.model, scale=sm.params.scale, seed=sm.params.seed,
+method = loaded_method(sm.params.method, sm.input.model, scale=sm.params.scale, seed=sm.params.seed,
                        threads=sm.threads, device=sm.params.device, **sm.params.overrides)
 track = sm.params.track
 table = robustness_table(method, read_dataset(sm.input.dataset), split=sm.params.split, pairs=track["pairs"],
