@@ -83,8 +83,9 @@ def paper_plan(config_file: Path) -> tuple[dict[str, int], dict[tuple[str, str, 
     if result.returncode != 0:
         raise SystemExit(f"the paper-scale dry run failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     output = result.stdout + result.stderr
-    return job_counts(output), {(job.rule, job.wildcards["task"], job.wildcards["method"]): job.resources
-                                for job in planned_jobs(output) if job.rule in ("train", "register", "robustness")}
+    kinds = {"train": "train", "register": "register", "register_refined": "register", "robustness": "robustness"}
+    return job_counts(output), {(kinds[job.rule], job.wildcards["task"], job.wildcards["method"]): job.resources
+                                for job in planned_jobs(output) if job.rule in kinds}
 
 
 def disagreements(costs: list[JobCost], jobs: dict[tuple[str, str, str], dict[str, str]]) -> list[str]:

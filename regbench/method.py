@@ -197,11 +197,15 @@ class Method(ABC):
 
     def timed_register(self, pair: Pair) -> tuple[Displacement, float]:
         """``register`` and the seconds it took (the method's own time, no IO: the runtime in every table)."""
+        return self.timed(pair, lambda: self.estimate(pair))
+
+    def timed(self, pair: Pair, estimate: Callable[[], Displacement]) -> tuple[Displacement, float]:
+        """``estimate()``'s field of ``pair``, checked as ``register`` checks it, and the seconds it took."""
         where = f"method {self.name!r} on pair {pair.id.key}"
         self._check_pair(pair, where)
         with self._session():
             start = time.perf_counter()
-            disp = self.estimate(pair)
+            disp = estimate()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - start

@@ -21,7 +21,9 @@ from regbench.pair import CaseId, PairId
 from regbench.progress import Progress
 
 if TYPE_CHECKING:  # the evaluate job reads RUNTIME_FILE from here and must not pay for torch
+    from regbench.displacement import Displacement
     from regbench.method import Method
+    from regbench.methods.components.instance import InstanceOptimised
 
 log = logging.getLogger(__name__)
 RUNTIME_FILE = "runtime.csv"
@@ -83,31 +85,64 @@ def train(method: Method, task: Task, model_path: Path, workdir: Path, curve_pat
             curve.to_csv(tmp, index=False)
 
 
-def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = "test") -> pd.DataFrame:
+def register_split(method: Method, task: Task, out_dir: Path, *, split: Split = "test",
+                   refined: tuple[InstanceOptimised, Path] | None = None) -> pd.DataFrame:
     """Register every pair of ``split``, writing ``disp_*.nii.gz`` and ``runtime.csv`` into ``out_dir``.
 
     ``runtime.csv`` has one row per pair: ``pair`` (the official case key), ``runtime_s`` (the method's own
-    time, IO excluded; empty for a failure), ``status`` (``ok`` or ``failed``) and ``message``.
+    time, IO excluded; empty for a failure), ``status`` (``ok`` or ``failed``) and ``message``. With ``refined``
+    (an ``InstanceOptimised`` of ``method`` and its folder), each field is also refined and written there, with
+    its own ``runtime.csv`` (the method's time plus the refinement's): the ``<method>+io`` row, at the cost of one
+    registration per pair, not two.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    outputs = [(method, out_dir)] + ([refined] if refined else [])
+    rows: dict[Path, list[dict]] = {folder: [] for _, folder in outputs}
+    for _, folder in outputs:
+        folder.mkdir(parents=True, exist_ok=True)
     pair_ids = task.pair_ids(split)
-    log.info("registering %d %s pairs of %s with %r", len(pair_ids), split, task.name, method)
+    log.info("registering %d %s pairs of %s with %s", len(pair_ids), split, task.name,
+             " and ".join(repr(m) for m, _ in outputs))
     progress = Progress(len(pair_ids), what=f"register {method.name} on {task.name}", every=1, logger=log)
     for pair_id in pair_ids:
         try:
             pair = task.load_pair(pair_id, with_labels=False).blind()
             disp, seconds = method.timed_register(pair)
-            io.write_disp(out_dir / f"{pair_id.disp_stem}.nii.gz", disp)
-            rows.append({"pair": pair_id.key, "runtime_s": seconds, "status": "ok", "message": ""})
-            progress.step(pair_id.key, runtime_s=seconds)
+            rows[out_dir].append(_written(out_dir, pair_id, disp, seconds))
         except Exception as err:  # noqa: BLE001 — any failure of one pair must not stop the others
-            message = f"{type(err).__name__}: {err}".replace("\n", " ")
-            rows.append({"pair": pair_id.key, "runtime_s": None, "status": "failed", "message": message})
-            progress.step(f"{pair_id.key} FAILED: {message}", level=logging.ERROR)
+            for _, folder in outputs:
+                rows[folder].append(_failed(pair_id, err))
+        else:
+            if refined:
+                refiner, folder = refined
+                try:
+                    rows[folder].append(_written(folder, pair_id, *refiner.timed_refine(pair, disp, seconds)))
+                except Exception as err:  # noqa: BLE001
+                    rows[folder].append(_failed(pair_id, err))
+        named = [(m.name if m is not method else "", rows[folder][-1]) for m, folder in outputs]
+        failures = [f"{name} FAILED: {row['message']}".lstrip() for name, row in named if row["status"] == "failed"]
+        progress.step(" ".join([pair_id.key, *failures]), level=logging.ERROR if failures else logging.INFO,
+                      **{f"runtime_s {name}".rstrip(): row["runtime_s"] for name, row in named
+                         if row["status"] == "ok"})
+    tables = [_write_runtimes(folder, rows[folder], m.name if m is not method else "") for m, folder in outputs]
+    return tables[0]
+
+
+def _written(folder: Path, pair_id: PairId, disp: Displacement, seconds: float) -> dict:
+    io.write_disp(folder / f"{pair_id.disp_stem}.nii.gz", disp)
+    return {"pair": pair_id.key, "runtime_s": seconds, "status": "ok", "message": ""}
+
+
+def _failed(pair_id: PairId, err: Exception) -> dict:
+    return {"pair": pair_id.key, "runtime_s": None, "status": "failed",
+            "message": f"{type(err).__name__}: {err}".replace("\n", " ")}
+
+
+def _write_runtimes(folder: Path, rows: list[dict], name: str) -> pd.DataFrame:
+    """``folder``'s runtime.csv; ``name`` is the row's name in the log where the job writes a second row."""
     table = pd.DataFrame(rows, columns=["pair", "runtime_s", "status", "message"])
     failed = int((table["status"] == "failed").sum())
-    log.log(logging.WARNING if failed else logging.INFO, "registered %d pairs, %d failed", len(table) - failed, failed)
-    with io.atomic_path(out_dir / RUNTIME_FILE) as tmp:
+    log.log(logging.WARNING if failed else logging.INFO, "registered %d pairs, %d failed%s", len(table) - failed,
+            failed, f" ({name})" if name else "")
+    with io.atomic_path(folder / RUNTIME_FILE) as tmp:
         table.to_csv(tmp, index=False)
     return table

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from regbench import io
 from regbench.displacement import Displacement
 from regbench.method import Capabilities, Method
+from regbench.methods.components.instance import InstanceOptimised, InstanceParams
 from regbench.pair import CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import RUNTIME_FILE, register_split, sample_ordered_pairs, train, training_pairs
@@ -63,6 +65,22 @@ def test_every_pair_leaves_a_progress_line_in_the_log(generated_task, tmp_path, 
     assert steps[0].levelno == logging.ERROR and f"{pairs[0].key} FAILED: RuntimeError" in steps[0].getMessage()
     assert f"{pairs[1].key} runtime_s=" in steps[1].getMessage() and "ETA" in steps[1].getMessage()
     assert caplog.records[-1].getMessage() == f"registered {len(pairs) - 1} pairs, 1 failed"
+
+
+def test_one_job_writes_a_method_and_its_refined_row_registering_each_pair_once(generated_task, tmp_path):
+    task = generated_task("cardiac_mr", "smoke")
+    pairs = task.pair_ids("test")
+    inner = CrashesOnFirstPair()
+    refiner = InstanceOptimised(inner, InstanceParams.smoke())
+    table = register_split(inner, task, tmp_path / "plain", refined=(refiner, tmp_path / "plain+io"))
+    assert inner.seen == len(pairs)  # not twice: the refinement starts from the field the plain row wrote
+    refined = pd.read_csv(tmp_path / "plain+io" / RUNTIME_FILE)
+    assert list(refined["status"]) == list(table["status"]) == ["failed"] + ["ok"] * (len(pairs) - 1)
+    assert (refined["runtime_s"][1:] > table["runtime_s"][1:]).all()  # the method's time plus the refinement's
+    # the refinement moves the zero field towards the pair: its field differs from the plain row's
+    stem = pairs[1].disp_stem
+    plain, better = (io.read_disp(tmp_path / d / f"{stem}.nii.gz").data for d in ("plain", "plain+io"))
+    assert not plain.any() and np.abs(better).max() > 0.1
 
 
 def test_paired_task_trains_on_each_training_subject_in_evaluation_order(generated_task):

@@ -51,8 +51,10 @@ def test_dry_run_plans_every_stage_for_every_task(tmp_path):
     for rule in ("dataset", "register", "evaluate", "leaderboard", "overall_leaderboard", "plots", "report"):
         assert f"rule {rule}:" in result.stdout
     assert all(f"results/leaderboard/{task}.csv" in result.stdout for task in TASKS)
+    refined = {(job.wildcards["task"], job.wildcards["method"]) for job in planned_jobs(result.stdout)
+               if job.rule == "register_refined"}  # writes the method's row and its +io row
     registered = {(job.wildcards["task"], job.wildcards["method"]) for job in planned_jobs(result.stdout)
-                  if job.rule == "register"}
+                  if job.rule == "register"} | refined | {(t, f"{m}+io") for t, m in refined}
     # Methods that assume corresponding intensities (vrnet, csain) do not run on the MR-CT task, only elsewhere;
     # the networks config instance_optimisation lists get a +io row each, registered with the same trained model.
     assert ("abdomen_mrct", "voxelmorph") in registered and ("brain_mr", "vrnet") in registered

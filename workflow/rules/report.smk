@@ -22,8 +22,8 @@ def report_runs():
             "metrics": results(f"metrics/{t}/{m}/metrics.csv"),
             "overrides": method_overrides(SimpleNamespace(task=t, method=m)),
             "registered": base_method(m),
-            "benchmarks": {  # a +io row was trained as its method
-                kind: results(f"benchmarks/{kind}/{t}/{model_row(m) if kind == 'train' else m}.tsv")
+            "benchmarks": {  # a +io row was trained and registered by its method's jobs
+                kind: results(f"benchmarks/{kind}/{t}/{model_row(m)}.tsv")
                 for kind in ("register", "train")
                 if kind == "register" or METHOD_CLASSES[m].trainable
             },
