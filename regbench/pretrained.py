@@ -35,10 +35,12 @@ SHIPPED, TRAINED = "shipped", "trained"  # a model's source in its provenance fi
 
 def dataset_digest(root: str | Path) -> str:
     """SHA-256 over every file of a Learn2Reg folder (relative paths and bytes, in sorted order): the generators
-    write byte-identical files for the same seed, so equal digests mean the same training and validation data."""
+    write byte-identical files for the same seed, so equal digests mean the same training and validation data.
+    Hidden files are not data (Snakemake leaves ``.snakemake_timestamp`` in the folders it makes)."""
     root = Path(root)
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         with path.open("rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):
