@@ -139,7 +139,7 @@ def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
     assert int(train["runtime"]) == job_costs.time_limit_minutes(job_costs.train_seconds(vrnet, size))
     assert int(train["runtime"]) > 3 * 24 * 60  # days, where the default figures would ask for minutes
     assert int(train["mem_mb"]) == job_costs.peak_mb(vrnet, size) > vrnet.mem_mb
-    register = _job_resources(paper.stdout, "register")["brain_mr", "vrnet"]
+    register = _job_resources(paper.stdout, "register_refined")["brain_mr", "vrnet"]  # with its +io row
     assert int(register["runtime"]) == job_costs.time_limit_minutes(job_costs.register_seconds(vrnet, size))
 
 
