@@ -140,9 +140,13 @@ def _compared(comparison: Comparison, values: Mapping[str, pd.Series]) -> list[d
     """The rows of one comparison: one per task where both methods ran, or one saying it was not tested."""
     tasks = [t for t, v in values.items() if {comparison.claimed, comparison.other} <= set(v.index.unique("method"))]
     if not tasks:
-        return [_row(comparison, verdict=UNTESTED,
-                     why=f"the run has no task on which both {comparison.claimed} and {comparison.other} ran")]
+        return [_not_run_together(comparison)]
     return [_compared_on(comparison, task, values[task]) for task in tasks]
+
+
+def _not_run_together(comparison: Comparison) -> dict:
+    return _row(comparison, verdict=UNTESTED,
+                why=f"the run has no task on which both {comparison.claimed} and {comparison.other} ran")
 
 
 def _compared_on(comparison: Comparison, task: str, values: pd.Series) -> dict:
@@ -194,8 +198,7 @@ def _sizes(comparison: Comparison, parameters: Mapping[str, Mapping[str, int]]) 
             rows.append(_row(comparison, task=task, metric="learnable parameters", claimed_value=claimed,
                              other_value=other, verdict=HOLDS if claimed < other else FAILS,
                              why=f"{claimed / other:.2f} times the other's", produced_by=WORKFLOW + " (rule train)"))
-    return rows or [_row(comparison, verdict=UNTESTED,
-                         why=f"the run has no task on which both {comparison.claimed} and {comparison.other} ran")]
+    return rows or [_not_run_together(comparison)]
 
 
 BAYESIAN = Comparison("Bayesian registration (Grzech et al., MELBA 2022)",

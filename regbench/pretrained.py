@@ -89,9 +89,7 @@ def use_shipped(record: Mapping[str, Any], row: str, model_path: Path, curve_pat
     differences = record_differences(shipped["training"], record)
     if differences:
         return False, "the shipped model was trained otherwise: " + "; ".join(differences)
-    for source, target in ((model, model_path), (curve, curve_path)):
-        with io.atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
+    _copy({model: model_path, curve: curve_path})
     made = shipped["made"]
     return True, (f"loaded {model.relative_to(directory.parent)}, made {made['date']} at commit {made['commit']} by "
                   f"{made['command']}")
@@ -118,9 +116,14 @@ def export(provenance: Path, row: str, model: Path, curve: Path, directory: Path
         raise RegbenchError(f"{model}: loaded from the package, not trained by this run; make the models to ship "
                             "with --config train=scratch")
     record = account["training"]
-    targets = shipped_paths(record["task"], row, directory)
-    for source, target in ((model, targets[0]), (curve, targets[2])):
+    model_target, record_target, curve_target = shipped_paths(record["task"], row, directory)
+    _copy({model: model_target, curve: curve_target})
+    with io.atomic_path(record_target) as tmp:
+        Path(tmp).write_text(json.dumps({"training": record, "made": dict(made)}, indent=1) + "\n")
+
+
+def _copy(targets: Mapping[Path, Path]) -> None:
+    """Copy each source file onto its target, each written atomically."""
+    for source, target in targets.items():
         with io.atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-    with io.atomic_path(targets[1]) as tmp:
-        Path(tmp).write_text(json.dumps({"training": record, "made": dict(made)}, indent=1) + "\n")
