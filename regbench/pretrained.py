@@ -1,8 +1,9 @@
-"""Shipped default-scale models: trained states the workflow's ``train`` job loads instead of training.
+"""Shipped models: trained states the workflow's ``train`` job loads instead of training.
 
 Converged training of the five learning methods on the five built-in tasks costs more than an hour on two CPU
-cores, most of the default run. The workflow's own ``train`` rule made each file under ``regbench/pretrained/
-<task>/`` (``snakemake pretrained --config train=scratch``, README "Pretrained models"), and each carries the
+cores, most of the default run; at the smoke scale, training is half the everyday run's time. The workflow's own
+``train`` rule made each file under ``regbench/pretrained/<scale>/<task>/`` (``snakemake pretrained --config
+train=scratch [scale=smoke]``, README "Pretrained models"), and each carries the
 record of what was trained: the task and a digest of its data, the method, its seed and every hyperparameter
 after the config's overrides. A ``train`` job loads a shipped model only when that record equals the record of
 what it would train itself; any difference (other data, another seed, a changed setting or default) and it
@@ -71,9 +72,10 @@ def record_differences(shipped: Mapping[str, Any], wanted: Mapping[str, Any], pr
     return found
 
 
-def shipped_paths(task: str, method: str, directory: Path = SHIPPED_DIR) -> tuple[Path, Path, Path]:
-    """The model, record and validation curve a task's method ships under ``directory``."""
-    folder = directory / task
+def shipped_paths(record: Mapping[str, Any], method: str, directory: Path = SHIPPED_DIR) -> tuple[Path, Path, Path]:
+    """The model, record and validation curve shipped under ``directory`` for the scale and task of a training
+    ``record`` and a leaderboard row ``method``."""
+    folder = directory / record["scale"] / record["task"]
     return folder / f"{method}{MODEL_SUFFIX}", folder / f"{method}{RECORD_SUFFIX}", folder / f"{method}{CURVE_SUFFIX}"
 
 
@@ -82,9 +84,9 @@ def use_shipped(record: Mapping[str, Any], row: str, model_path: Path, curve_pat
     """Copy the model shipped for the leaderboard row ``row`` (a method, or a variant of one) if its record equals
     ``record``, and its validation curve, to the paths the ``train`` job writes; return whether it did and why
     (which model; no model shipped; which entries differ)."""
-    model, record_path, curve = shipped_paths(record["task"], row, directory)
+    model, record_path, curve = shipped_paths(record, row, directory)
     if not model.is_file() or not record_path.is_file():
-        return False, f"no model shipped for {row} on {record['task']}"
+        return False, f"no model shipped for {row} on {record['task']} at scale {record['scale']}"
     shipped = json.loads(record_path.read_text())
     differences = record_differences(shipped["training"], record)
     if differences:
@@ -110,13 +112,13 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
 
 def export(provenance: Path, row: str, model: Path, curve: Path, directory: Path, made: Mapping[str, Any]) -> None:
     """Write the model the run trained for the leaderboard row ``row``, its curve and its record (with ``made``:
-    command, commit, date, cost) as ``directory/<task>/<row>.*``, the layout ``use_shipped`` reads."""
+    command, commit, date, cost) as ``directory/<scale>/<task>/<row>.*``, the layout ``use_shipped`` reads."""
     account = read_provenance(provenance)
     if account["source"] != TRAINED:
         raise RegbenchError(f"{model}: loaded from the package, not trained by this run; make the models to ship "
                             "with --config train=scratch")
     record = account["training"]
-    model_target, record_target, curve_target = shipped_paths(record["task"], row, directory)
+    model_target, record_target, curve_target = shipped_paths(record, row, directory)
     _copy({model: model_target, curve: curve_target})
     with io.atomic_path(record_target) as tmp:
         Path(tmp).write_text(json.dumps({"training": record, "made": dict(made)}, indent=1) + "\n")

@@ -50,12 +50,12 @@ def test_a_shipped_model_is_used_only_when_made_as_the_job_would_make_it(generat
     task = generated_task("cardiac_mr", "smoke")
     record = pretrained.training_record(get_method("voxelmorph", scale="smoke"), task, "smoke")
     shipped = _ship(record, tmp_path)
-    assert sorted(p.name for p in (shipped / "cardiac_mr").iterdir()) == [
+    assert sorted(p.name for p in (shipped / "smoke" / "cardiac_mr").iterdir()) == [
         "voxelmorph.json", "voxelmorph.pt", "voxelmorph_validation.csv"]
     out = tmp_path / "out"
     used, why = pretrained.use_shipped(record, "voxelmorph", out / "m.pt", out / "c.csv", shipped)
     assert used and (out / "m.pt").read_bytes() == b"state" and pd.read_csv(out / "c.csv")["dice"].tolist() == [0.8]
-    assert why == f"loaded shipped/cardiac_mr/voxelmorph.pt, made 2026-12-07 at commit abc by {MADE['command']}"
+    assert why == f"loaded shipped/smoke/cardiac_mr/voxelmorph.pt, made 2026-12-07 at commit abc by {MADE['command']}"
 
     other = tmp_path / "other"
     longer = pretrained.training_record(get_method("voxelmorph", scale="smoke", iterations=31), task, "smoke")
@@ -67,16 +67,16 @@ def test_a_shipped_model_is_used_only_when_made_as_the_job_would_make_it(generat
     elsewhere = {**record, "data": "0" * 64}
     assert "data '" in pretrained.use_shipped(elsewhere, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1]
     assert pretrained.use_shipped(record, "voxelmorph_adversarial", other / "m.pt", other / "c.csv", shipped) == (
-        False, "no model shipped for voxelmorph_adversarial on cardiac_mr")  # a variant ships under its own name
+        False, "no model shipped for voxelmorph_adversarial on cardiac_mr at scale smoke")  # a variant ships under its own name
 
 
 def test_only_a_model_the_run_trained_is_exported(tmp_path):
     with pytest.raises(RegbenchError, match="loaded from the package, not trained by this run"):
-        _ship({"task": "t", "method": "m"}, tmp_path, source=pretrained.SHIPPED)
+        _ship({"task": "t", "method": "m", "scale": "smoke"}, tmp_path, source=pretrained.SHIPPED)
 
 
-def _default_trainings(config: dict) -> dict[tuple[str, str], tuple[str, dict]]:
-    """(task, row) -> (method, settings) of every learning method and variant the default config trains, as the
+def _trainings(config: dict, scale: str) -> dict[tuple[str, str], tuple[str, dict]]:
+    """(task, row) -> (method, settings) of every learning method and variant the shipped config trains at ``scale``, as the
     workflow decides (supports(), a variant's tasks, overrides then the variant's settings)."""
     rows = {name: (name, None, {}) for name in config["methods"]}
     rows.update({name: (v["method"], v.get("tasks"), v.get("settings") or {}) for name, v in config["variants"].items()
@@ -87,28 +87,31 @@ def _default_trainings(config: dict) -> dict[tuple[str, str], tuple[str, dict]]:
             cls = method_class(name)
             supported = spec.ndim in cls.capabilities.dims and (cls.capabilities.multimodal or not spec.multimodal)
             if cls.trainable and supported and (tasks is None or task in tasks):
-                overrides = config_overrides({**config, "scale": "default"}, task, name)
+                overrides = config_overrides({**config, "scale": scale}, task, name)
                 trainings[task, row] = (name, {**overrides, **settings})
     return trainings
 
 
-def test_every_default_model_is_shipped_loads_and_was_made_as_the_train_rule_would_make_it(generated_task):
+@pytest.mark.parametrize("scale", ["smoke", "default"])
+def test_every_model_the_config_trains_is_shipped_loads_and_was_made_as_the_train_rule_would_make_it(
+        generated_task, scale):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    trainings = _default_trainings(config)
+    trainings = _trainings(config, scale)
     shipped = {(path.parent.name, path.stem): json.loads(path.read_text())
-               for path in pretrained.SHIPPED_DIR.glob(f"*/*{pretrained.RECORD_SUFFIX}")}
+               for path in (pretrained.SHIPPED_DIR / scale).glob(f"*/*{pretrained.RECORD_SUFFIX}")}
     assert set(shipped) == set(trainings)
+    command = MADE["command"] + ("" if scale == "default" else f" scale={scale}")
     for (task, row), record in shipped.items():
         training = record["training"]
         name, settings = trainings[task, row]
-        method = get_method(name, scale="default", seed=config["method_seed"], **settings)
+        method = get_method(name, scale=scale, seed=config["method_seed"], **settings)
         assert (training["task"], training["method"], training["scale"], training["seed"]) == (
-            task, name, "default", config["method_seed"])
+            task, name, scale, config["method_seed"])
         assert training["params"] == pretrained.params_record(method.params), (task, row)
-        model, _, curve = pretrained.shipped_paths(task, row)
+        model, _, curve = pretrained.shipped_paths(training, row)
         method.load(model)  # weights_only: tensors that fit the configured network
         assert list(pd.read_csv(curve).columns) == ["step", "dice", "best"]
-        assert record["made"]["command"] == MADE["command"] and record["made"]["train_cpu_s"] > 0
+        assert record["made"]["command"] == command and record["made"]["train_cpu_s"] > 0
     # the data: the train job's digest of the task it generates (the smallest task; the others are generated alike)
-    cardiac = generated_task("cardiac_mr")
+    cardiac = generated_task("cardiac_mr", scale)
     assert shipped["cardiac_mr", "mad"]["training"]["data"] == pretrained.dataset_digest(cardiac.root)

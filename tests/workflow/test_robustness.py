@@ -15,7 +15,9 @@ import pytest
 pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).parents[2]
-TRACK = "robustness:\n  methods: [affine, voxelmorph]\n  budgets: [1.0]\n  pairs: 1\n  draws: 2\n  evaluations: 4\n"
+# budgets at scale smoke: robustness.scales' entry replaces the common ones (the table has budget 1.0 alone)
+TRACK = ("robustness:\n  methods: [affine, voxelmorph]\n  budgets: [0.5, 1.0]\n  pairs: 1\n  draws: 2\n  evaluations: 4\n"
+         "  scales:\n    smoke: {budgets: [1.0]}\n    default: {budgets: [0.25]}\n")
 RUN = ("--config", "scale=smoke", "tasks=[cardiac_mr]", "methods=[identity,affine,voxelmorph]")
 
 
@@ -38,7 +40,7 @@ def test_the_track_writes_per_pair_tables_and_the_summary(tmp_path):
     assert (summary["failed"] == 0).all() and summary["found_by"].str.match(r"(random|cma-es|gradient) 1").all()
     for method in ("affine", "voxelmorph"):
         table = pd.read_csv(tmp_path / "results" / "robustness" / "cardiac_mr" / f"{method}.csv")
-        assert list(table["kind"]) == ["clean", "random", "adversarial"]
+        assert list(table["kind"]) == ["clean", "random", "adversarial"] and list(table["budget"]) == [0, 1, 1]
         errors = table.set_index("kind")["error"]
         assert errors["adversarial"] >= errors["random"]  # the worst chain found is at least the random mean
     assert not (tmp_path / "results" / "robustness" / "cardiac_mr" / "identity.csv").exists()

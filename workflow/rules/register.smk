@@ -30,6 +30,10 @@ rule register:
     params:
         **_register_params(refined=False),
     threads: method_threads
+    # The longest jobs of a run (bayesian, ants, iterative, elastix on 3D tasks: minutes each) are here: started
+    # before the robustness track and the networks' registrations, whose many shorter jobs then keep the other
+    # core busy while the last of them finishes (a bayesian brain_mr job started last ran 233 s alone).
+    priority: 5
     resources:
         mem_mb=method_mem_mb,
         runtime=register_runtime,

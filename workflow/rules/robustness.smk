@@ -1,7 +1,9 @@
 # The adversarial robustness track (regbench.robustness): per task and method the per-pair table, then one
 # table of every task and method. For the methods config robustness.methods lists that the run has, on the tasks
 # robustness.tasks lists that the run has (null: all of them), so a run on a subset keeps the track where it can.
-ROBUSTNESS = config["robustness"]
+# The track's settings, those of the run's scale (robustness.scales) over the common ones.
+ROBUSTNESS = {key: value for key, value in config["robustness"].items() if key != "scales"} | (
+    config["robustness"].get("scales", {}).get(config["scale"]) or {})
 _unknown = sorted(set(ROBUSTNESS["methods"]) - set(list_methods()) - set(VARIANT_SPECS))
 if _unknown:
     raise WorkflowError(f"robustness: unknown methods {', '.join(_unknown)}; registered methods: "

@@ -30,14 +30,16 @@ rule train:
         "../scripts/train.py"
 
 
-PRETRAINED_COMMAND = "snakemake --cores 2 pretrained --config train=scratch"
+PRETRAINED_COMMAND = "snakemake --cores 2 pretrained --config train=scratch" + (
+    "" if config["scale"] == "default" else f" scale={config['scale']}")
 SHIPPABLE = [(t, m) for t, m in training_runs() if SPECS[t].synthetic]  # a real task's data is not regbench's
 
 
 rule pretrained:
-    """The models to ship (regbench/pretrained/, README "Pretrained models"): `snakemake --cores 2 pretrained
-    --config train=scratch` trains every learning method (and variant) on every built-in task and writes each
-    model, its validation curve and its record here with the command, commit, date and training cost."""
+    """The models to ship (regbench/pretrained/<scale>/, README "Pretrained models"): `snakemake --cores 2
+    pretrained --config train=scratch [scale=smoke]` trains every learning method (and variant) on every built-in
+    task and writes each model, its validation curve and its record here with the command, commit, date and
+    training cost."""
     input:
         provenance=[results(f"models/{t}/{m}_source.json") for t, m in SHIPPABLE],
         models=[results(f"models/{t}/{m}.pt") for t, m in SHIPPABLE],
