@@ -128,6 +128,21 @@ def test_gpu_and_runtime_requests_follow_the_method_and_the_scale(tmp_path):
     assert _job_resources(on_cpu.stdout, "register")["brain_mr", "iterative"]["gpu"] == "0"
 
 
+def test_a_job_takes_at_most_half_the_cores_so_two_share_a_small_machine(tmp_path):
+    workdir = _workdir(tmp_path)
+    methods = ("--config", "methods=[identity,bayesian,ants]", "tasks=[brain_mr]")
+    declared = method_class("bayesian").resources.threads
+    threads = {}
+    for cores in ("2", "4", "8"):
+        result = _snakemake(workdir, "-n", *methods, "--cores", cores)
+        assert result.returncode == 0, result.stdout[-2000:]
+        threads[cores] = {job.wildcards["method"]: job.threads for job in planned_jobs(result.stdout)
+                          if job.rule == "register"}
+    assert declared == 2 and threads["2"] == {"identity": 1, "bayesian": 1, "ants": 1}
+    assert threads["4"]["bayesian"] == threads["8"]["bayesian"] == declared  # never more than it declares
+    assert threads["8"]["ants"] == 1
+
+
 def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
     """A paper preset trains for days on a CPU: its jobs are sized from the paper figures measured at OASIS size
     (``Resources.paper``), not from the default-scale figures (minutes), memory included."""

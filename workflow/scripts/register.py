@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from regbench.dataset import read_dataset
+from regbench.job_exit import exit_job
 from regbench.methods.components.instance import InstanceOptimised, InstanceParams
 from regbench.registry import loaded_method
 from regbench.runner import register_split
@@ -18,3 +19,4 @@ if sm.params.instance is not None:
     refiner = InstanceOptimised(method, InstanceParams.preset(sm.params.scale).replace(**sm.params.instance))
     refined = (refiner, Path(sm.output.refined))
 register_split(method, read_dataset(sm.input.dataset), Path(sm.output[0]), split=sm.params.split, refined=refined)
+exit_job()  # skips the interpreter teardown (regbench.job_exit)

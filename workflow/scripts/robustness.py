@@ -5,6 +5,7 @@ from pathlib import Path
 
 from regbench import io
 from regbench.dataset import read_dataset
+from regbench.job_exit import exit_job
 from regbench.registry import loaded_method
 from regbench.robustness import SearchSettings
 from regbench.robustness.track import robustness_table
@@ -20,3 +21,4 @@ table = robustness_table(method, read_dataset(sm.input.dataset), split=sm.params
                                                                            seed=sm.params.seed))
 with io.atomic_path(Path(sm.output[0])) as tmp:
     table.to_csv(tmp, index=False, na_rep="NaN")
+exit_job()  # skips the interpreter teardown (regbench.job_exit)

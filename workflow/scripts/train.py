@@ -7,6 +7,7 @@ from pathlib import Path
 
 from regbench import pretrained
 from regbench.dataset import read_dataset
+from regbench.job_exit import exit_job
 from regbench.method import NetworkMethod
 from regbench.registry import get_method
 from regbench.runner import train
@@ -30,3 +31,4 @@ else:
 source = pretrained.SHIPPED if loaded else pretrained.TRAINED
 parameters = method.parameter_count() if isinstance(method, NetworkMethod) else None
 pretrained.write_provenance(Path(sm.output.source), source, reason, record, parameters)
+exit_job()  # skips the interpreter teardown (regbench.job_exit)
