@@ -68,15 +68,46 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("CSAIN (Wang et al., 2023)", "outperforms the baseline approaches (VoxelMorph)", "csain", VOXELMORPH),
     Comparison("Bayesian registration (Grzech et al., MELBA 2022)", "as accurate as VoxelMorph", "bayesian",
                VOXELMORPH, "comparable"),
-    # Ablations: rows the config's variants give (config/config.yaml), each the method under other settings.
-    Comparison("VR-Net (Jia et al., TMI 2022)", "the cascade of denoising and intensity-consistency layers makes "
-               "its initial network more accurate (variant vrnet_initial: cascades 0)", "vrnet", "vrnet_initial"),
-    Comparison("CSAIN (Wang et al., 2023)", "tuning the regional regularisation weights on validation pairs makes "
-               "it more accurate (variant csain_untuned: tune false)", "csain", "csain_untuned"),
 )
-ADVCHAIN = Comparison("AdvChain (Chen et al., MedIA 2022)", "adversarial augmentation makes a network more robust: "
-                      "more accurate under the worst perturbation chain found (variant voxelmorph_adversarial, "
-                      "robustness track)", "voxelmorph_adversarial", VOXELMORPH)
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A claim about one of ``method``'s design choices, tested against a variant of it (config ``variants``: the
+    method under other settings) whose settings include ``settings``. The variant undoes the choice (the method is
+    claimed better), or, with ``variant_claimed``, makes it (the variant is claimed better)."""
+
+    paper: str
+    claim: str
+    method: str
+    settings: Mapping[str, object]
+    variant_claimed: bool = False
+
+    def comparisons(self, variants: Mapping[str, tuple[str, Mapping[str, object]]]) -> list[Comparison]:
+        """One comparison per variant of the run that is this ablation, whatever the config names it."""
+        found = []
+        for name, (method, settings) in sorted(variants.items()):
+            if method == self.method and all(settings.get(k) == v for k, v in self.settings.items()):
+                described = ", ".join(f"{k} {v}" for k, v in self.settings.items())
+                claimed, other = (name, method) if self.variant_claimed else (method, name)
+                found.append(Comparison(self.paper, f"{self.claim} (variant {name}: {described})", claimed, other))
+        return found
+
+    def untested(self) -> dict:
+        described = ", ".join(f"{k}: {v}" for k, v in self.settings.items())
+        return _row(Comparison(self.paper, self.claim, self.method, "-"), verdict=UNTESTED,
+                    why=f"the run has no variant of {self.method} with {described} (config variants)")
+
+
+ABLATIONS: tuple[Ablation, ...] = (
+    Ablation("VR-Net (Jia et al., TMI 2022)", "the cascade of denoising and intensity-consistency layers makes "
+             "its initial network more accurate", "vrnet", {"cascades": 0}),
+    Ablation("CSAIN (Wang et al., 2023)", "tuning the regional regularisation weights on validation pairs makes "
+             "it more accurate", "csain", {"tune": False}),
+)
+ADVCHAIN = Ablation("AdvChain (Chen et al., MedIA 2022)", "adversarial augmentation makes a network more robust: "
+                    "more accurate under the worst perturbation chain found (robustness track)", VOXELMORPH,
+                    {"augment": "adversarial"}, variant_claimed=True)
 GRADIRN_SIZE = Comparison("GraDIRN (Qiu et al., 2022)", "fewer learnable parameters than VoxelMorph", "gradirn",
                           VOXELMORPH, "smaller")
 IO_PAPER = "Learn2Reg (Hering et al., TMI 2023)"
@@ -86,7 +117,8 @@ IO_CLAIM = "instance optimisation improves a network's registration"
 def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[str, str] | None = None,
                  capture_range: pd.DataFrame | None = None, generative: pd.DataFrame | None = None,
                  cohort_in_run: bool = False, parameters: Mapping[str, Mapping[str, int]] | None = None,
-                 robustness: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                 robustness: Mapping[str, pd.DataFrame] | None = None,
+                 variants: Mapping[str, tuple[str, Mapping[str, object]]] | None = None) -> pd.DataFrame:
     """Every claim, one row per claim and task where it is tested (one row saying why where it is not).
 
     Args:
@@ -98,16 +130,21 @@ def claims_table(metrics: Mapping[str, pd.DataFrame], *, instance_rows: Mapping[
         parameters: task -> method -> learnable parameters of the network the run registered with.
         robustness: task -> the robustness track's per-pair tables of its methods (``regbench.robustness``, with
             a ``method`` column), where the run has the track.
+        variants: each variant row of the run -> its method and settings (config ``variants``): the ablations
+            (``ABLATIONS``, ``ADVCHAIN``) are found among them by method and settings, not by name.
     """
     values = {task: samples(table) for task, table in metrics.items()}
     rows: list[dict] = []
     for comparison in COMPARISONS:
         rows += _compared(comparison, values)
+    for ablation in ABLATIONS:
+        rows += [r for c in ablation.comparisons(variants or {}) for r in _compared(c, values)] or [ablation.untested()]
     for row, method in (instance_rows or {}).items():
         rows += _compared(Comparison(IO_PAPER, IO_CLAIM, row, method), values)
     rows += _sizes(GRADIRN_SIZE, parameters or {})
     adversarial = {task: _adversarial_samples(table) for task, table in (robustness or {}).items()}
-    rows += [{**row, "produced_by": WORKFLOW + " (rule robustness)"} for row in _compared(ADVCHAIN, adversarial)]
+    tracked = [r for c in ADVCHAIN.comparisons(variants or {}) for r in _compared(c, adversarial)]
+    rows += [{**row, "produced_by": WORKFLOW + " (rule robustness)"} for row in tracked] or [ADVCHAIN.untested()]
     rows += _calibration(values)
     rows.append(_capture_range(capture_range))
     rows += _generative(generative, cohort_in_run)

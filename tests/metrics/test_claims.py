@@ -7,7 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from regbench.metrics.claims import FAILS, GRADIRN_SIZE, HOLDS, UNTESTED, claims_markdown, claims_table
+from regbench.metrics.claims import ABLATIONS, FAILS, GRADIRN_SIZE, HOLDS, UNTESTED, claims_markdown, claims_table
+
+# the config's ablation variants (config/config.yaml variants): name -> (method, settings)
+VARIANTS = {"vrnet_initial": ("vrnet", {"cascades": 0}), "csain_untuned": ("csain", {"tune": False}),
+            "voxelmorph_adversarial": ("voxelmorph", {"augment": "adversarial"})}
 
 
 def _metrics(dice: dict[str, float], pairs: int, *, metric: str = "DSC", runtime: dict[str, float] | None = None,
@@ -123,18 +127,29 @@ def _track(method: str, accuracy: list[float]) -> pd.DataFrame:
 def test_adversarial_augmentation_is_judged_on_the_adversarial_rows_of_the_track():
     augmented = _track("voxelmorph_adversarial", [0.80, 0.70, 0.82, 0.66, 0.79, 0.71])
     plain = _track("voxelmorph", [0.70, 0.50, 0.72, 0.52, 0.69, 0.55])
-    table = claims_table({}, robustness={"cardiac_mr": pd.concat([augmented, plain])})
+    table = claims_table({}, robustness={"cardiac_mr": pd.concat([augmented, plain])}, variants=VARIANTS)
     row = _row(table, "voxelmorph_adversarial", "voxelmorph", "cardiac_mr")
     assert row["verdict"] == HOLDS and row["n"] == 6 and "rule robustness" in row["produced_by"]
     assert abs(row["claimed_value"] - np.mean([0.80, 0.70, 0.82, 0.66, 0.79, 0.71])) < 1e-12
-    worse = claims_table({}, robustness={"cardiac_mr": pd.concat([_track("voxelmorph_adversarial", [0.5] * 6), plain])})
+    worse = claims_table({}, robustness={"cardiac_mr": pd.concat([_track("voxelmorph_adversarial", [0.5] * 6), plain])},
+                         variants=VARIANTS)
     assert _row(worse, "voxelmorph_adversarial", "voxelmorph", "cardiac_mr")["verdict"] == FAILS
-    absent = _row(claims_table({}), "voxelmorph_adversarial", "voxelmorph")
+    absent = _row(claims_table({}, variants=VARIANTS), "voxelmorph_adversarial", "voxelmorph")
     assert absent["verdict"] == UNTESTED
 
 
 def test_the_ablation_variants_are_compared_with_their_method():
     table = claims_table({"brain": _metrics({"vrnet": 0.85, "vrnet_initial": 0.80, "csain": 0.8, "csain_untuned": 0.8},
-                                            pairs=6)})
+                                            pairs=6)}, variants=VARIANTS)
     assert _row(table, "vrnet", "vrnet_initial", "brain")["verdict"] == HOLDS
     assert _row(table, "csain", "csain_untuned", "brain")["verdict"] == FAILS
+    # found by method and settings, whatever the config names the variant; a variant that is not the ablation is not
+    renamed = {"cascade_off": ("vrnet", {"cascades": 0, "iterations": 10}), "other": ("vrnet", {"cascades": 2})}
+    table = claims_table({"brain": _metrics({"vrnet": 0.85, "cascade_off": 0.80, "other": 0.9}, pairs=6)},
+                         variants=renamed)
+    cascade = table[table["claim"].str.startswith(ABLATIONS[0].claim)]
+    assert cascade[["claimed", "other", "verdict"]].values.tolist() == [["vrnet", "cascade_off", HOLDS]]
+    assert "(variant cascade_off: cascades 0)" in cascade["claim"].iloc[0]
+    none = claims_table({"brain": _metrics({"vrnet": 0.85}, pairs=6)})
+    row = none[none["claim"] == ABLATIONS[0].claim].iloc[0]
+    assert row["verdict"] == UNTESTED and row["why"] == "the run has no variant of vrnet with cascades: 0 (config variants)"

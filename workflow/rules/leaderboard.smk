@@ -75,6 +75,7 @@ rule claims:
         cohort=bool(SUBGROUP_TASKS),
         training_runs=training_runs(),
         robustness_runs=robustness_runs(),
+        variants={name: VARIANT_SPECS[name] for name in METHODS if name in VARIANT_SPECS},
     threads: 1
     resources:
         mem_mb=2000,

@@ -24,7 +24,8 @@ table = claims_table({task: load_metrics(paths) for task, paths in sm.params.met
                      instance_rows=dict(sm.params.instance_rows),
                      capture_range=pd.read_csv(capture) if capture.is_file() else None,
                      generative=pd.read_csv(sm.input.generative[0]) if sm.input.generative else None,
-                     cohort_in_run=sm.params.cohort, parameters=parameters, robustness=robustness)
+                     cohort_in_run=sm.params.cohort, parameters=parameters, robustness=robustness,
+                     variants={name: (v["method"], v["settings"]) for name, v in sm.params.variants.items()})
 with io.atomic_path(sm.output.csv) as tmp:
     table.to_csv(tmp, index=False)
 with io.atomic_path(sm.output.md) as tmp:
