@@ -166,17 +166,17 @@ def test_models_a_run_exports_are_loaded_by_the_next_run_and_not_retrained(tmp_p
     made = _snakemake(workdir, "pretrained", "--config", *common, "train=scratch", "results_dir=made")
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
     shipped = workdir / "made" / "pretrained"
-    record = json.loads((shipped / "cardiac_mr" / "voxelmorph.json").read_text())
-    assert record["made"]["command"] == "snakemake --cores 2 pretrained --config train=scratch"
+    record = json.loads((shipped / "smoke" / "cardiac_mr" / "voxelmorph.json").read_text())
+    assert record["made"]["command"] == "snakemake --cores 2 pretrained --config train=scratch scale=smoke"
     target = "models/cardiac_mr/voxelmorph_source.json"
     for run, extra in (("loaded", ()), ("retrained", ("method_seed=1",))):
         result = _snakemake(workdir, f"{run}/{target}", "--config", *common, f"results_dir={run}",
                             f"pretrained_dir={shipped}", *extra)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     loaded = json.loads((workdir / "loaded" / target).read_text())
-    assert loaded["source"] == "shipped" and loaded["reason"].startswith("loaded pretrained/cardiac_mr/voxelmorph.pt")
+    assert loaded["source"] == "shipped" and loaded["reason"].startswith("loaded pretrained/smoke/cardiac_mr/voxelmorph.pt")
     assert (workdir / "loaded" / "models" / "cardiac_mr" / "voxelmorph.pt").read_bytes() == \
-        (shipped / "cardiac_mr" / "voxelmorph.pt").read_bytes()
+        (shipped / "smoke" / "cardiac_mr" / "voxelmorph.pt").read_bytes()
     assert "training voxelmorph" not in (workdir / "loaded" / "logs" / "train" / "cardiac_mr" / "voxelmorph.log").read_text()
     retrained = json.loads((workdir / "retrained" / target).read_text())
     assert retrained["source"] == "trained"
