@@ -160,10 +160,10 @@ def method_threads(wildcards):
     run sooner than one job with twice the threads (bayesian on a brain_mr pair: 44.7 s on one thread, 30.1 s wall
     but 58.6 s CPU on two), so on a 2-core machine every job has one thread. One on smoke data, where a second
     thread gains nothing on images a few dozen voxels wide."""
-    declared = METHOD_CLASSES[wildcards.method].resources.threads
-    cores = workflow.global_resources.get("_cores")  # None where an executor submits jobs (no local core count)
     if config["scale"] == "smoke":
         return 1
+    declared = METHOD_CLASSES[wildcards.method].resources.threads
+    cores = workflow.global_resources.get("_cores")  # None where an executor submits jobs (no local core count)
     return declared if cores is None else max(1, min(declared, cores // 2))
 
 
