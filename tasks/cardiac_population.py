@@ -14,14 +14,20 @@ Their direction and rough size follow the cardiovascular MR literature; the size
   kept or slightly higher (Cheng et al., "Age-related left ventricular remodeling and associated risk for
   cardiovascular outcomes: the Multi-Ethnic Study of Atherosclerosis", Circ Cardiovasc Imaging 2:191, 2009,
   doi:10.1161/CIRCIMAGING.108.819938).
+- Diastolic filling: with age, less of the LV's filling happens early in diastole and more with the atrial
+  contraction at its end (Nagueh et al., "Recommendations for the evaluation of left ventricular diastolic
+  function by echocardiography", J Am Soc Echocardiogr 22:107, 2009, doi:10.1016/j.echo.2008.11.023: mitral
+  E/A about 1.5 +- 0.4 at 21-40 years, 1.3 +- 0.25 at 41-60, 1.0 +- 0.2 over 60, so the early share E/(E+A) falls
+  from about 0.61 to 0.49, 0.03 per decade, with a spread of about 0.05 between subjects of one age).
 - Systolic blood pressure: pressure overload thickens the wall (concentric hypertrophy; Lorell and Carabello,
   "Left ventricular hypertrophy: pathogenesis, detection, and prognosis", Circulation 102:470, 2000,
   doi:10.1161/01.CIR.102.4.470). It rises with age and is a little higher in men, as in population surveys, so
   age and pressure are correlated here too (tests separate them by multiple regression).
 
 The cycle: frame k of ``frames`` sits at phase t = k / frames of one beat (``cycle_phases``). The heart contracts
-from end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and relaxes back, ``contraction(t)`` going smoothly
-from 0 to 1 and back to 0; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v the
+from end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and refills in two waves, ``contraction(t)`` going
+smoothly from 0 to 1 and back to 0: early rapid filling up to ``EARLY_FILLING_END``, a pause (diastasis), and the
+atrial contraction from ``ATRIAL_START``, the subject's early share of the filling set by its age; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v the
 subject's ``Contraction`` velocity, so the end-systolic frame is exactly ``cardiac_mr``'s moving image.
 """
 
@@ -36,6 +42,11 @@ from regbench.tasks.cardiac import LABELS, CardiacSettings, Contraction, Heart
 from regbench.tasks.phantom import Grid
 
 END_SYSTOLE = 0.35  # fraction of the beat from end-diastole to end-systole
+EARLY_FILLING_END = 0.65  # phase at which early rapid filling ends (diastasis follows)
+ATRIAL_START = 0.8  # phase at which the atrial contraction starts filling the LV again
+DIASTASIS = 0.72  # a phase in the pause between the two filling waves
+EARLY_FILLING = 0.55  # share of diastolic filling done early (E/(E+A)) at the reference age
+EARLY_FILLING_SPREAD = 0.05  # its standard deviation between subjects of one age
 REFERENCE_AGE = 50.0  # years: the effects are stated relative to a 50-year-old woman at 120 mmHg
 REFERENCE_BP = 120.0  # mmHg
 AGE_GROUPS = ((20.0, 40.0), (40.0, 60.0), (60.0, 80.0))  # years: the groups cohorts are stratified by
@@ -83,6 +94,7 @@ class Effects:
         wall_per_10_mmhg_mm: wall thickness added per 10 mmHg of systolic pressure above ``REFERENCE_BP``.
         ejection_male: ejection fraction (of the cavity area) added in men.
         ejection_per_decade: ejection fraction added per decade of age.
+        early_filling_per_decade: share of diastolic filling done early, added per decade of age.
     """
 
     radius_male: float = 0.07
@@ -92,6 +104,7 @@ class Effects:
     wall_per_10_mmhg_mm: float = 0.3
     ejection_male: float = -0.02
     ejection_per_decade: float = 0.005
+    early_filling_per_decade: float = -0.03
 
     def radius_and_wall(self, covariates: Covariates, radius: float, wall: float) -> tuple[float, float]:
         """A subject's cavity radius and wall thickness (mm), from a woman's of 50 years at 120 mmHg."""
@@ -107,17 +120,29 @@ class Effects:
         shifted = ejected + self.ejection_male * covariates.male + self.ejection_per_decade * decades
         return float(np.clip(shifted, 0.2, 0.8))
 
+    def early_filling(self, covariates: Covariates, spread: float) -> float:
+        """A subject's early share of diastolic filling, from the reference age's and the subject's own
+        deviation ``spread``."""
+        decades = (covariates.age - REFERENCE_AGE) / 10.0
+        return float(np.clip(EARLY_FILLING + self.early_filling_per_decade * decades + spread, 0.2, 0.9))
+
 
 EFFECTS = Effects()
 
 
-def contraction_at(phase: np.ndarray | float) -> np.ndarray:
+def _ramp(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    """0 before ``start``, a half cosine up to 1 at ``end``, 1 after."""
+    return 0.5 * (1.0 - np.cos(np.pi * np.clip((t - start) / (end - start), 0.0, 1.0)))
+
+
+def contraction_at(phase: np.ndarray | float, early_filling: float = EARLY_FILLING) -> np.ndarray:
     """How far (0 at end-diastole, 1 at end-systole) the heart has contracted at ``phase`` of the beat in
-    [0, 1): a half cosine up to ``END_SYSTOLE``, another back down to the next end-diastole."""
+    [0, 1): a half cosine up to ``END_SYSTOLE``; then ``early_filling`` of the way back by
+    ``EARLY_FILLING_END``, the rest from ``ATRIAL_START`` to the next end-diastole."""
     t = np.mod(np.asarray(phase, dtype=np.float64), 1.0)
-    rising = 0.5 * (1.0 - np.cos(np.pi * t / END_SYSTOLE))
-    falling = 0.5 * (1.0 + np.cos(np.pi * (t - END_SYSTOLE) / (1.0 - END_SYSTOLE)))
-    return np.where(t <= END_SYSTOLE, rising, falling)
+    filled = (early_filling * _ramp(t, END_SYSTOLE, EARLY_FILLING_END)
+              + (1.0 - early_filling) * _ramp(t, ATRIAL_START, 1.0))
+    return np.where(t <= END_SYSTOLE, _ramp(t, 0.0, END_SYSTOLE), 1.0 - filled)
 
 
 def cycle_phases(frames: int) -> np.ndarray:
@@ -125,9 +150,14 @@ def cycle_phases(frames: int) -> np.ndarray:
     return np.arange(frames) / frames
 
 
+def closest_frame(phases: np.ndarray, phase: float) -> int:
+    """The index of the frame whose phase is closest to ``phase``."""
+    return int(np.argmin(np.abs(np.asarray(phases) - phase)))
+
+
 def end_systole_frame(phases: np.ndarray) -> int:
     """The index of the phase closest to end-systole."""
-    return int(np.argmin(np.abs(np.asarray(phases) - END_SYSTOLE)))
+    return closest_frame(phases, END_SYSTOLE)
 
 
 @dataclass(frozen=True)
@@ -165,12 +195,13 @@ def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid
     field and Rician noise as in ``cardiac_mr``)."""
     heart = Heart.draw(rng, settings, sized=lambda radius, wall: effects.radius_and_wall(covariates, radius, wall))
     contraction = Contraction.draw(rng, heart, settings, shifted=lambda ejected: effects.ejection(covariates, ejected))
+    early_filling = effects.early_filling(covariates, EARLY_FILLING_SPREAD * float(rng.standard_normal()))
     points = grid.points_mm()
     velocity = grid.to_voxels(contraction.velocity(points))
     bias = synth.bias_field(rng, grid.shape, strength=settings.bias_strength) if images else None
     ramp = float(np.mean(grid.spacing))
     label_frames, image_frames = [], []
-    for amount in contraction_at(phases):
+    for amount in contraction_at(phases, early_filling):
         at = points if amount == 0 else grid.points_mm(synth.exp_velocity(amount * velocity))
         intensity, labels = heart.render(at, ramp)
         label_frames.append(labels)
@@ -197,3 +228,14 @@ def clinical_indices(labels: np.ndarray, voxel_mm2: float, end_systole: int | No
         "rv_ed_area": float(counts[3][0]),
         "rv_es_area": float(counts[3][es]),
     }
+
+
+def early_filling_share(labels: np.ndarray, end_systole: int | None = None) -> float:
+    """The share of the LV cavity's diastolic refilling done by diastasis, of one whole cycle of label maps
+    (frames at ``cycle_phases``): (cavity at diastasis - at end-systole) / (at end-diastole - at end-systole),
+    the label maps' counterpart of the early share of mitral inflow; NaN where the cavity does not fill."""
+    cavity = (labels == 1).reshape(labels.shape[0], -1).sum(axis=1).astype(np.float64)
+    es = int(np.argmin(cavity)) if end_systole is None else end_systole
+    pause = closest_frame(cycle_phases(labels.shape[0]), DIASTASIS)
+    stroke = cavity[0] - cavity[es]
+    return float((cavity[pause] - cavity[es]) / stroke) if stroke > 0 and pause > es else float("nan")

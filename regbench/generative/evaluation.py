@@ -1,8 +1,9 @@
 """The conditional cardiac model checked as its papers check theirs, on phantom subjects it never saw.
 
 - **Sequence completion** (CHeart): the whole cycle from the first frame and the conditions; Dice (mean of LV
-  cavity, myocardium, RV cavity) and HD95 (mm) per frame, against copying the first frame into every frame and
-  against the model trained without conditions.
+  cavity, myocardium, RV cavity) and HD95 (mm) per frame, over the later frames and over diastole (where age
+  sets the filling), against copying the first frame into every frame and against the model trained without
+  conditions, that one paired per subject (the mean gain in Dice and a two-sided Wilcoxon signed-rank p).
 - **Generation** (CHeart): cohorts generated per condition cell (sex x age group, the covariates drawn as the
   phantom draws them within the cell; the same latents from the prior in every cell) against phantom subjects
   of the same covariates: the Wasserstein distance of each clinical index per cell, and the effect of age on
@@ -23,18 +24,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wasserstein_distance
+from scipy.stats import wasserstein_distance, wilcoxon
 
 from regbench.generative import cheart
 from regbench.metrics.hd95 import hd95_masks
 from regbench.tasks.cardiac import LABELS, CardiacSettings
-from regbench.tasks.cardiac_population import (REFERENCE_AGE, SUBGROUPS, Covariates, clinical_indices,
-                                               cycle_phases, draw_subject)
+from regbench.tasks.cardiac_population import (END_SYSTOLE, REFERENCE_AGE, SUBGROUPS, Covariates, clinical_indices,
+                                               cycle_phases, draw_subject, early_filling_share)
 from regbench.tasks.phantom import Grid
 
-INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area")
+INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area",
+           "early_filling")
 AGEING_YEARS = 20.0
-MODELS = {"cheart": True, "unconditioned": False}  # model name -> conditioned
+CONDITIONED, ABLATION = "cheart", "unconditioned"
+MODELS = {CONDITIONED: True, ABLATION: False}  # model name -> conditioned
+GAIN, GAIN_P = f"dice gain over {ABLATION}", f"dice gain p over {ABLATION}"  # completion, paired per subject
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ def render(seed: np.random.SeedSequence, settings: CardiacSettings, grid: Grid, 
 
 def indices_table(sequences: np.ndarray, voxel_mm2: float) -> pd.DataFrame:
     """The clinical indices of each cycle, one row per subject."""
-    return pd.DataFrame([clinical_indices(s, voxel_mm2) for s in sequences])[list(INDICES)]
+    return pd.DataFrame([{**clinical_indices(s, voxel_mm2), "early_filling": early_filling_share(s)}
+                         for s in sequences])[list(INDICES)]
 
 
 def frame_scores(predicted: np.ndarray, truth: np.ndarray, spacing: tuple[float, float]) -> pd.DataFrame:
@@ -99,18 +104,34 @@ def _rows(analysis: str, model: str, measure: str, group: str, value: float,
 
 
 def completion(nets: dict[str, cheart.CHeartNet], test: Cohort, spacing: tuple[float, float]) -> list[dict]:
-    """Dice and HD95 per frame of each model's completion and of copying the first frame."""
+    """Dice and HD95 per frame, over the later frames and over diastole, of each model's completion and of
+    copying the first frame; the conditioned model's Dice gain over its ablation, paired per subject."""
     frames = test.sequences.shape[1]
     predictions = {name: cheart.complete(net, test.sequences[:, 0], test.covariates, frames)
                    for name, net in nets.items()}
     predictions["copy_first"] = np.repeat(test.sequences[:, :1], frames, axis=1)
-    rows = []
+    spans = {"later frames": np.arange(1, frames), "diastole": np.flatnonzero(cycle_phases(frames) > END_SYSTOLE)}
+    rows, per_subject = [], {}
     for name, predicted in predictions.items():
-        scores = frame_scores(predicted, test.sequences, spacing).groupby("frame")[["dice", "hd95"]].mean()
+        scores = frame_scores(predicted, test.sequences, spacing)
+        by_frame = scores.groupby("frame")[["dice", "hd95"]].mean()
         for measure in ("dice", "hd95"):
-            rows += [_rows("completion", name, measure, f"frame {f}", v) for f, v in scores[measure].items()]
-            rows.append(_rows("completion", name, measure, "later frames", scores[measure].iloc[1:].mean()))
+            rows += [_rows("completion", name, measure, f"frame {f}", v) for f, v in by_frame[measure].items()]
+            rows += [_rows("completion", name, measure, span, by_frame[measure].loc[chosen].mean())
+                     for span, chosen in spans.items()]
+        per_subject[name] = {span: scores[scores["frame"].isin(chosen)].groupby("subject")["dice"].mean()
+                             for span, chosen in spans.items()}
+    if CONDITIONED in per_subject and ABLATION in per_subject:
+        for span in spans:
+            gain = per_subject[CONDITIONED][span] - per_subject[ABLATION][span]
+            rows += [_rows("completion", CONDITIONED, GAIN, span, gain.mean()),
+                     _rows("completion", CONDITIONED, GAIN_P, span, _signed_rank_p(gain))]
     return rows
+
+
+def _signed_rank_p(differences: pd.Series) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired differences (1 when all are zero)."""
+    return float(wilcoxon(differences).pvalue) if (differences != 0).any() else 1.0
 
 
 def _age_effects(table: pd.DataFrame, covariates: Sequence[Covariates]) -> pd.Series:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from regbench.metrics.claims import ABLATIONS, FAILS, GRADIRN_SIZE, HOLDS, UNTESTED, claims_markdown, claims_table
 
@@ -90,9 +91,7 @@ def test_calibration_capture_range_and_completion_come_from_their_tables():
                "b": _metrics({"bayesian": 0.8}, pairs=2, calibration=0.3)}
     capture = pd.DataFrame({"method": ["MAD", "MAD", "MI", "MI", "NGF", "NGF", "MAD"], "size": [0, 40, 0, 40, 0, 40, 60],
                             "captured": [True, True, True, False, True, True, False]})
-    generative = pd.DataFrame({"analysis": ["completion"] * 3, "measure": ["dice"] * 3,
-                               "group": ["later frames"] * 3, "model": ["cheart", "unconditioned", "copy_first"],
-                               "value": [0.88, 0.89, 0.70]})
+    generative = _completion(gain=-0.01, p_value=0.001)
     table = claims_table(metrics, capture_range=capture, generative=generative, cohort_in_run=True)
     calibrated = table[table["metric"] == "CalibrationError"].set_index("task")["verdict"]
     assert calibrated.to_dict() == {"a": HOLDS, "b": FAILS}
@@ -103,6 +102,30 @@ def test_calibration_capture_range_and_completion_come_from_their_tables():
     assert cheart["verdict"] == FAILS and cheart["other_value"] == 0.89
     page = claims_markdown(table, ["a", "b"])
     assert page.startswith("# Claims") and page.count("\n| ") == len(table) + 1
+
+
+def _completion(gain: float, p_value: float) -> pd.DataFrame:
+    """A generative evaluation's completion rows: Dice of each model and the paired gain of the conditioned one."""
+    return pd.DataFrame({"analysis": ["completion"] * 5,
+                         "measure": ["dice"] * 3 + ["dice gain over unconditioned", "dice gain p over unconditioned"],
+                         "group": ["later frames"] * 5, "model": ["cheart", "unconditioned", "copy_first", "cheart",
+                                                                  "cheart"],
+                         "value": [0.89 + gain, 0.89, 0.70, gain, p_value]})
+
+
+@pytest.mark.parametrize("gain, p_value, verdict", [(0.004, 0.001, HOLDS), (0.004, 0.2, FAILS),
+                                                    (-0.004, 0.001, FAILS)])
+def test_the_conditions_help_completion_only_when_the_paired_gain_is_positive_and_separated(gain, p_value, verdict):
+    table = claims_table({}, generative=_completion(gain, p_value), cohort_in_run=True)
+    cheart = table[table["claimed"] == "cheart"].iloc[0]
+    assert cheart["verdict"] == verdict and cheart["p_value"] == p_value
+    assert cheart["claimed_value"] == pytest.approx(0.89 + gain) and cheart["other_value"] == 0.89
+
+
+def test_completion_without_the_paired_gain_is_not_tested():
+    plain = _completion(0.004, 0.001).iloc[:3]
+    cheart = claims_table({}, generative=plain, cohort_in_run=True).query("claimed == 'cheart'").iloc[0]
+    assert cheart["verdict"] == UNTESTED and "paired completion Dice" in cheart["why"]
 
 
 def test_fewer_parameters_compares_the_networks_counts_per_task():

@@ -8,9 +8,9 @@ import pytest
 
 from regbench.tasks import synth
 from regbench.tasks.cardiac import CardiacSettings, Contraction, Heart
-from regbench.tasks.cardiac_population import (EFFECTS, END_SYSTOLE, REFERENCE_AGE, REFERENCE_BP, Covariates,
-                                               Effects, clinical_indices, contraction_at, cycle_phases,
-                                               draw_subject)
+from regbench.tasks.cardiac_population import (EARLY_FILLING, EFFECTS, END_SYSTOLE, REFERENCE_AGE, REFERENCE_BP,
+                                               Covariates, Effects, clinical_indices, contraction_at, cycle_phases,
+                                               draw_subject, early_filling_share)
 from regbench.tasks.phantom import Grid
 from regbench.tasks.spec import load_spec
 
@@ -61,6 +61,22 @@ def test_pressure_moves_only_the_wall(population, index, covariate):
     assert abs(_effects(population)[covariate, index]) < 0.01
 
 
+def test_older_hearts_fill_less_early_in_diastole():
+    # 200 whole cycles of 10 frames; measured (seed 1): -0.033 per decade (set -0.03), 0.54 at 50 years, sex and
+    # pressure about 0.003.
+    design, shares = [], []
+    for rng in np.random.default_rng(1).spawn(200):
+        covariates = Covariates.draw(rng)
+        subject = draw_subject(rng, SETTINGS, GRID, covariates, cycle_phases(10), images=False)
+        design.append([1.0, covariates.male, (covariates.age - REFERENCE_AGE) / 10,
+                       (covariates.systolic_bp - REFERENCE_BP) / 10])
+        shares.append(early_filling_share(subject.labels))
+    found = np.linalg.lstsq(np.array(design), np.array(shares), rcond=None)[0]
+    assert abs(found[2] - EFFECTS.early_filling_per_decade) <= 0.3 * abs(EFFECTS.early_filling_per_decade)
+    assert abs(found[0] - EARLY_FILLING) < 0.05
+    assert abs(found[1]) < 0.015 and abs(found[3]) < 0.015
+
+
 def test_covariates_rise_with_age_as_populations_do():
     people = [Covariates.draw(rng) for rng in np.random.default_rng(0).spawn(500)]
     ages = np.array([p.age for p in people])
@@ -78,6 +94,10 @@ def test_contraction_peaks_at_end_systole_and_returns():
     amounts = contraction_at(phases)
     rising = phases <= END_SYSTOLE
     assert (np.diff(amounts[rising]) >= 0).all() and (np.diff(amounts[~rising]) <= 0).all()
+    # Two filling waves: the early share is back by diastasis, the rest with the atrial contraction.
+    assert contraction_at(0.72, early_filling=0.6) == pytest.approx(0.4)
+    assert contraction_at(0.72, early_filling=0.45) == pytest.approx(0.55)
+    assert contraction_at(0.999, early_filling=0.45) < 1e-4
 
 
 def test_the_cycle_is_cardiac_mrs_motion_forwards_and_back():
@@ -99,7 +119,7 @@ def test_the_cycle_is_cardiac_mrs_motion_forwards_and_back():
 
 
 def test_no_effects_leave_the_draw_unchanged():
-    none = Effects(*(0.0 for _ in range(7)))
+    none = Effects(*(0.0 for _ in range(8)))
     covariates = Covariates(age=75.0, male=1, systolic_bp=160.0)
     plain = draw_subject(np.random.default_rng(3), SETTINGS, GRID, Covariates(50.0, 0, 120.0), np.zeros(1))
     moved = draw_subject(np.random.default_rng(3), SETTINGS, GRID, covariates, np.zeros(1), effects=none)

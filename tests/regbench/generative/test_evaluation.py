@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regbench.generative.evaluation import draw_cohort, frame_scores, indices_table, render
+from regbench.generative.evaluation import GAIN, GAIN_P, draw_cohort, frame_scores, indices_table, render
 from regbench.tasks.cardiac import CardiacSettings
 from regbench.tasks.cardiac_population import Covariates
 from regbench.tasks.phantom import Grid
@@ -52,9 +52,22 @@ def test_an_older_subject_has_a_smaller_cavity_and_a_thicker_wall():
 @pytest.mark.parametrize("analysis", ["completion", "generation", "ageing"])
 def test_the_study_table_holds_every_analysis_for_every_model(smoke_study, analysis):
     table, _ = smoke_study
-    part = table[table["analysis"] == analysis]
+    part = table[(table["analysis"] == analysis) & ~table["measure"].isin([GAIN, GAIN_P])]
     expected = {"cheart", "unconditioned"} | ({"copy_first"} if analysis == "completion" else set())
     assert set(part["model"]) == expected
     assert part.groupby("model").size().nunique() == 1  # the same measures and groups for each model
     if analysis != "completion":  # the smoke models are barely trained: their values may be undefined, not these
         assert part.loc[part["group"].isin(["all", "+20 years"]), "phantom"].notna().all()
+
+
+def test_completion_pairs_the_conditioned_model_with_its_ablation_per_subject(smoke_study):
+    table, _ = smoke_study
+    completion = table[table["analysis"] == "completion"]
+    dice = completion[completion["measure"] == "dice"].set_index(["model", "group"])["value"]
+    gains = completion[completion["measure"] == GAIN].set_index("group")["value"]
+    p_values = completion[completion["measure"] == GAIN_P].set_index("group")["value"]
+    assert set(gains.index) == set(p_values.index) == {"later frames", "diastole"}
+    assert ((0 <= p_values) & (p_values <= 1)).all()
+    # The mean of the paired gains is the gain of the means (every subject scores every frame).
+    for span in gains.index:
+        assert gains[span] == pytest.approx(dice[("cheart", span)] - dice[("unconditioned", span)])
