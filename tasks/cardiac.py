@@ -161,14 +161,21 @@ class Heart:
         offset = points - self.centre.reshape(2, *([1] * (points.ndim - 1)))
         return np.hypot(offset[0], offset[1]), np.arctan2(offset[1], offset[0])
 
-    def render(self, points: np.ndarray, ramp_mm: float) -> tuple[np.ndarray, np.ndarray]:
-        """Intensity and labels at points (2, ...) in mm; edges ramp over ``ramp_mm`` (one voxel)."""
+    def levels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Signed distances (mm, negative inside) of the LV cavity, the epicardium and the RV cavity at points
+        (2, ...) in mm: the labels' shapes (``label_map``)."""
         radius, theta = self._polar(points)
         endo = radius - _fourier(self.endo, theta)
         epi = radius - _fourier(self.epi, theta)
         off_centre = (theta - self.rv_angle + np.pi) % (2 * np.pi) - np.pi
         rv_depth = self.rv_depth * np.sqrt(np.clip(1 - (off_centre / self.rv_span) ** 2, 0.0, None))
         rv_cavity = np.maximum.reduce([-epi, epi - rv_depth, radius * (np.abs(off_centre) - self.rv_span)])
+        return endo, epi, rv_cavity
+
+    def render(self, points: np.ndarray, ramp_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """Intensity and labels at points (2, ...) in mm; edges ramp over ``ramp_mm`` (one voxel)."""
+        radius, theta = self._polar(points)
+        endo, epi, rv_cavity = self.levels(points)
         heart = np.minimum(epi, rv_cavity - RV_WALL_MM)
         papillary = np.min([np.hypot(*(points - p[:2].reshape(2, *([1] * (points.ndim - 1))))) - p[2]
                             for p in self.papillary], axis=0)
@@ -193,11 +200,16 @@ class Heart:
         for level, tissue in layers:
             cover = np.clip(0.5 - level / ramp_mm, 0.0, 1.0)
             image += cover * (self.tissue[tissue] - image)
-        labels = np.zeros(radius.shape, np.uint8)
-        labels[rv_cavity < 0] = 3
-        labels[epi < 0] = 2
-        labels[endo < 0] = 1
-        return image, labels
+        return image, label_map(endo, epi, rv_cavity)
+
+
+def label_map(endo: np.ndarray, epi: np.ndarray, rv_cavity: np.ndarray) -> np.ndarray:
+    """The labels (``LABELS``) where the cavity's, the epicardium's and the RV cavity's levels are negative."""
+    labels = np.zeros(endo.shape, np.uint8)
+    labels[rv_cavity < 0] = 3
+    labels[epi < 0] = 2
+    labels[endo < 0] = 1
+    return labels
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,15 @@ the task is scored as real data is, by its labels. Each subject's covariates are
 ``covariates`` (an extra key the official format ignores).
 
 The model: the file ``model`` names (the workflow passes the one its ``generative`` rule trained; its settings
-must be the study's for the scale), else a model trained here with ``regbench.generative.study``'s settings
-for the scale and the task's seed. The grid is the study's (2 mm voxels over 128 mm at default scale).
+must be a study's whose short-axis slices have the task's shape), else a model trained here with the settings of
+``regbench.generative.study``'s 2D study of that shape and the task's seed. A 3D+t model (the paper-scale study)
+generates volumes, and the cohort takes each one's mid-ventricular slice (``mid_ventricular_slice``), as a
+single-slice cine study would. The grid is the study's slice (2 mm voxels over 128 mm).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +39,7 @@ from regbench.pair import Case, CaseId
 from regbench.tasks import synth
 from regbench.tasks.cardiac import LABELS, TISSUE
 from regbench.tasks.cardiac_population import (SUBGROUPS, Covariates, clinical_indices, cycle_phases,
-                                               end_systole_frame)
+                                               end_systole_frame, mid_ventricular_slice)
 from regbench.tasks.cohort import Cohort
 from regbench.tasks.generate import SyntheticData
 from regbench.tasks.spec import Scale, TaskSpec
@@ -85,33 +88,35 @@ def design(rng: np.random.Generator, cohort: Cohort) -> dict[int, Covariates]:
 
 
 def plausible(cycle: np.ndarray, systole: int) -> bool:
-    """Whether a generated cycle (frames, S, S) is a heart the benchmark can score: every label at end-diastole
+    """Whether a generated cycle (frames, *S) is a heart the benchmark can score: every label at end-diastole
     and end-systole, and an ejection fraction of its LV cavity within ``EJECTION_RANGE``."""
     present = all((cycle[frame] == label).any() for frame in (0, systole) for label in LABELS)
-    ejected = clinical_indices(cycle, 1.0, systole)["ejection_fraction"] if present else float("nan")
+    ejected = clinical_indices(cycle, (1.0,) * (cycle.ndim - 1), systole)["ejection_fraction"] if present else float("nan")
     return present and EJECTION_RANGE[0] <= ejected <= EJECTION_RANGE[1]
 
 
-def generate_plausible(net: CHeartNet, people: list[Covariates], systole: int, rng: np.random.Generator
-                       ) -> tuple[np.ndarray, list[int]]:
-    """One plausible cycle per person (``plausible``), new latents from the prior drawn for the rejected ones
-    until each is kept; the cycles and how many latents each person took."""
+def generate_plausible(net: CHeartNet, people: list[Covariates], systole: int, seeds: Iterable[int], *,
+                       short_axis: bool = True) -> tuple[np.ndarray, list[int]]:
+    """One plausible cycle per person (``plausible``; with ``short_axis``, of a 3D model the mid-ventricular
+    slice): round k decodes a latent of the prior for every person with the k-th of ``seeds`` (the same seeds give
+    the same latents whatever the conditions) and each person keeps the first plausible heart. The cycles (zeros
+    for whom no round made one) and the round each person's heart came from (0: none)."""
     from regbench.generative import cheart
 
-    frames = net.settings.frames
-    cycles = np.zeros((len(people), frames, net.settings.size, net.settings.size), np.uint8)
-    draws = [0] * len(people)
-    pending = list(range(len(people)))
-    while pending:
-        made = cheart.generate(net, [people[i] for i in pending], frames, seed=int(rng.integers(2**31)))
-        for index, cycle in zip(pending, made):
-            draws[index] += 1
-            cycles[index] = cycle
-        pending = [i for i in pending if not plausible(cycles[i], systole)]
-        if any(draws[i] >= MAX_DRAWS for i in pending):
-            raise DatasetError("cardiac_cohort", f"the generative model made no plausible heart in {MAX_DRAWS} draws "
-                                                 f"for {len(pending)} subjects; is it trained?")
-    return cycles, draws
+    cycles: np.ndarray | None = None
+    rounds = [0] * len(people)
+    for round_number, seed in enumerate(seeds, start=1):
+        pending = [i for i, found in enumerate(rounds) if not found]
+        if not pending:
+            break
+        made = cheart.generate(net, people, net.settings.frames, seed=seed)
+        if short_axis and net.settings.ndim == 3:
+            made = np.stack([mid_ventricular_slice(cycle) for cycle in made])
+        cycles = np.zeros_like(made) if cycles is None else cycles
+        for index in pending:
+            if plausible(made[index], systole):
+                cycles[index], rounds[index] = made[index], round_number
+    return cycles, rounds
 
 
 def label_image(rng: np.random.Generator, labels: np.ndarray, background: np.ndarray, contrast: dict[int, float],
@@ -132,22 +137,28 @@ def generate(spec: TaskSpec, scale: Scale, rng: np.random.Generator, *,
 
     if spec.labels != LABELS:
         raise DatasetError(spec.path or spec.name, f"labels must be those of the cardiac phantom: {LABELS}")
-    plan = study.study_for_size(scale.shape, task=spec.name)
     if model is not None:
         net = study.load_model(model)
-        if net.settings != plan.model:
-            raise DatasetError(model, f"holds a model of other settings than the {spec.name} study's at this scale")
+        plan = study.study_of(net.settings)
+        if plan is None or plan.plane.shape != tuple(scale.shape):
+            raise DatasetError(model, f"holds a model of other settings than a generative study's whose short-axis "
+                                      f"slices are {tuple(scale.shape)}")
     else:
+        plan = study.study_for_size(scale.shape, task=spec.name)
         population = study.phantom_cohort(plan, spec.seed, "train")
         net = cheart.train(plan.model, population.sequences, population.covariates, seed=spec.seed)[0]
     settings = spec.settings_as(CohortSettings)
-    grid = plan.grid
+    grid = plan.plane
     cohort = Cohort.of(scale, pairing="paired", modalities=tuple(spec.modalities), task=spec.name)
     people = design(rng, cohort)
     subjects = list(cohort.subjects)
     frames = net.settings.frames
     systole = end_systole_frame(cycle_phases(frames))
-    cycles, draws = generate_plausible(net, [people[s] for s in subjects], systole, rng)
+    seeds = (int(rng.integers(2**31)) for _ in range(MAX_DRAWS))
+    cycles, draws = generate_plausible(net, [people[s] for s in subjects], systole, seeds)
+    if not all(draws):
+        raise DatasetError("cardiac_cohort", f"the generative model made no plausible heart in {MAX_DRAWS} draws "
+                                             f"for {draws.count(0)} subjects; is it trained?")
     cases: dict[CaseId, Case] = {}
     for subject, cycle, subject_rng in zip(subjects, cycles, rng.spawn(len(subjects))):
         low, high = BACKGROUND

@@ -39,6 +39,7 @@ import numpy as np
 
 from regbench.tasks import synth
 from regbench.tasks.cardiac import LABELS, CardiacSettings, Contraction, Heart
+from regbench.tasks.cardiac_volume import LongAxis
 from regbench.tasks.phantom import Grid
 
 END_SYSTOLE = 0.35  # fraction of the beat from end-diastole to end-systole
@@ -183,26 +184,32 @@ class CineSubject:
         """The frame closest to end-systole."""
         return end_systole_frame(self.phases)
 
-    @property
-    def voxel_mm2(self) -> float:
-        return float(np.prod(self.grid.spacing))
-
 
 def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid, covariates: Covariates,
                  phases: np.ndarray, *, images: bool = True, effects: Effects = EFFECTS) -> CineSubject:
     """A subject with ``covariates``: its heart and motion drawn as ``cardiac_mr`` draws them, moved by
     ``effects``, rendered at ``phases`` of one beat (``cycle_phases`` for a whole cycle; with images: bias
-    field and Rician noise as in ``cardiac_mr``)."""
+    field and Rician noise as in ``cardiac_mr``). On a 3D grid the heart is ``cardiac_volume``'s, label maps
+    only."""
+    if len(grid.shape) == 3 and images:
+        raise ValueError("draw_subject(): a 3D subject is drawn as label maps only (images=False)")
     heart = Heart.draw(rng, settings, sized=lambda radius, wall: effects.radius_and_wall(covariates, radius, wall))
     contraction = Contraction.draw(rng, heart, settings, shifted=lambda ejected: effects.ejection(covariates, ejected))
     early_filling = effects.early_filling(covariates, EARLY_FILLING_SPREAD * float(rng.standard_normal()))
     points = grid.points_mm()
-    velocity = grid.to_voxels(contraction.velocity(points))
+    if len(grid.shape) == 3:
+        axis = LongAxis.draw(rng)
+        velocity = grid.to_voxels(axis.velocity(contraction, points))
+    else:
+        velocity = grid.to_voxels(contraction.velocity(points))
     bias = synth.bias_field(rng, grid.shape, strength=settings.bias_strength) if images else None
     ramp = float(np.mean(grid.spacing))
     label_frames, image_frames = [], []
     for amount in contraction_at(phases, early_filling):
         at = points if amount == 0 else grid.points_mm(synth.exp_velocity(amount * velocity))
+        if len(grid.shape) == 3:
+            label_frames.append(axis.labels(heart, at))
+            continue
         intensity, labels = heart.render(at, ramp)
         label_frames.append(labels)
         if bias is not None:
@@ -211,12 +218,15 @@ def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid
                        np.stack(image_frames) if images else None, grid)
 
 
-def clinical_indices(labels: np.ndarray, voxel_mm2: float, end_systole: int | None = None) -> dict[str, float]:
-    """The clinical indices of one cycle of label maps (frames, *shape), in the slice (areas in mm^2): LV cavity
+def clinical_indices(labels: np.ndarray, spacing: tuple[float, ...],
+                     end_systole: int | None = None) -> dict[str, float]:
+    """The clinical indices of one cycle of label maps (frames, *shape) on a grid of ``spacing`` (mm): LV cavity
     at end-diastole (frame 0) and end-systole (the frame of the smallest cavity, or ``end_systole``), ejection
-    fraction of the cavity area, myocardium at end-diastole and its mean thickness (the width of the ring of
-    the cavity's and myocardium's areas, mm), RV cavity at both."""
-    counts = {label: (labels == label).reshape(labels.shape[0], -1).sum(axis=1) * voxel_mm2 for label in LABELS}
+    fraction of the cavity, myocardium at end-diastole and its mean thickness (mm), RV cavity at both. Sizes are
+    areas in the slice (mm^2) in 2D, volumes (mm^3) in 3D; the thickness is the width of the ring of the
+    cavity's and myocardium's areas, in 3D the mean over the short-axis slices (array axis 2) that hold both."""
+    voxel = float(np.prod(spacing))
+    counts = {label: (labels == label).reshape(labels.shape[0], -1).sum(axis=1) * voxel for label in LABELS}
     es = int(np.argmin(counts[1])) if end_systole is None else end_systole
     lv_ed, lv_es, myo_ed = float(counts[1][0]), float(counts[1][es]), float(counts[2][0])
     return {
@@ -224,10 +234,23 @@ def clinical_indices(labels: np.ndarray, voxel_mm2: float, end_systole: int | No
         "lv_es_area": lv_es,
         "ejection_fraction": (lv_ed - lv_es) / lv_ed if lv_ed > 0 else float("nan"),
         "myo_ed_area": myo_ed,
-        "wall_ed_mm": float(np.sqrt((lv_ed + myo_ed) / np.pi) - np.sqrt(lv_ed / np.pi)),
+        "wall_ed_mm": _ring_width(labels[0], spacing),
         "rv_ed_area": float(counts[3][0]),
         "rv_es_area": float(counts[3][es]),
     }
+
+
+def _ring_width(labels: np.ndarray, spacing: tuple[float, ...]) -> float:
+    """Mean width (mm) of the myocardial ring about the cavity of a slice, or of a volume's slices that hold both
+    (NaN where none does): the difference of the radii of the circles of the cavity's and of cavity plus
+    myocardium's areas."""
+    pixel = float(np.prod(spacing[:2]))
+    slices = labels[..., None] if labels.ndim == 2 else labels
+    cavity = (slices == 1).sum(axis=(0, 1)) * pixel
+    wall = (slices == 2).sum(axis=(0, 1)) * pixel
+    both = (cavity > 0) & (wall > 0) if labels.ndim == 3 else np.ones(1, bool)
+    widths = np.sqrt((cavity + wall) / np.pi) - np.sqrt(cavity / np.pi)
+    return float(widths[both].mean()) if both.any() else float("nan")
 
 
 def early_filling_share(labels: np.ndarray, end_systole: int | None = None) -> float:
@@ -239,3 +262,11 @@ def early_filling_share(labels: np.ndarray, end_systole: int | None = None) -> f
     pause = closest_frame(cycle_phases(labels.shape[0]), DIASTASIS)
     stroke = cavity[0] - cavity[es]
     return float((cavity[pause] - cavity[es]) / stroke) if stroke > 0 and pause > es else float("nan")
+
+
+def mid_ventricular_slice(cycle: np.ndarray) -> np.ndarray:
+    """The short-axis slice (array axis 2) of a 3D cycle (frames, X, Y, Z) halfway along its end-diastolic LV
+    cavity, the slice a single-slice cine study images (the volume's middle slice where there is no cavity)."""
+    cavity = np.flatnonzero((cycle[0] == 1).any(axis=(0, 1)))
+    middle = (cavity[0] + cavity[-1]) // 2 if cavity.size else cycle.shape[-1] // 2
+    return cycle[..., middle]

@@ -1,6 +1,6 @@
 """A conditional generative model of the beating heart after CHeart (Qiao et al., "CHeart: a conditional
 spatio-temporal generative model for cardiac anatomy", IEEE TMI 2023, doi:10.1109/TMI.2023.3331982), for the
-2D+t label maps of ``tasks.cardiac_population``.
+2D+t and 3D+t label maps of ``tasks.cardiac_population``.
 
 CHeart's design, at phantom size: an encoder of the first frame's label map (one-hot, strided convolutions),
 a Gaussian latent, and a recurrent decoder (an LSTM cell) that unrolls the cycle frame by frame, each frame's
@@ -48,7 +48,8 @@ class CHeartSettings:
     """Shape and training of the model.
 
     Attributes:
-        size: side of the square label maps (a power of two, at least 16).
+        size: side of the square (2D) or cubic (3D) label maps (a power of two, at least 16).
+        ndim: 2 for short-axis slices, 3 for volumes.
         frames: frames per cycle.
         latent: dimensions of the latent.
         channels: encoder widths per stride-2 level (the decoder mirrors them).
@@ -59,6 +60,7 @@ class CHeartSettings:
     """
 
     size: int = 64
+    ndim: int = 2
     frames: int = 10
     latent: int = 16
     channels: tuple[int, ...] = (8, 16, 32, 64)
@@ -74,8 +76,8 @@ class CHeartSettings:
 
 
 class CHeartNet(nn.Module):
-    """first frame (B, CLASSES, S, S) and conditions (B, 3) -> latent; latent and conditions -> logits
-    (B, T, CLASSES, S, S) of every frame."""
+    """first frame (B, CLASSES, *S) and conditions (B, 3) -> latent; latent and conditions -> logits
+    (B, T, CLASSES, *S) of every frame (S: ``ndim`` sides of ``size``)."""
 
     def __init__(self, settings: CHeartSettings) -> None:
         super().__init__()
@@ -84,13 +86,16 @@ class CHeartNet(nn.Module):
         self.coarse = settings.size // 2**levels
         if self.coarse < 1 or settings.size % 2**levels:
             raise ValueError(f"CHeartNet(): size {settings.size} is not divisible by 2^{levels}")
+        if settings.ndim not in (2, 3):
+            raise ValueError(f"CHeartNet(): ndim must be 2 or 3, got {settings.ndim}")
+        conv, transposed = (nn.Conv2d, nn.ConvTranspose2d) if settings.ndim == 2 else (nn.Conv3d, nn.ConvTranspose3d)
         encoder: list[nn.Module] = []
         width = CLASSES + 3  # the label map's one-hot channels and a constant channel per condition
         for out in settings.channels:
-            encoder += [nn.Conv2d(width, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            encoder += [conv(width, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             width = out
         self.encoder = nn.Sequential(*encoder, nn.Flatten())
-        flat = width * self.coarse**2
+        flat = width * self.coarse**settings.ndim
         self.posterior = nn.Linear(flat, 2 * settings.latent)
         self.initial = nn.Linear(settings.latent + 3, 2 * settings.hidden)
         self.cell = nn.LSTMCell(settings.latent + 3 + 2, settings.hidden)
@@ -99,8 +104,8 @@ class CHeartNet(nn.Module):
         widths = list(reversed(settings.channels))
         for index, width_in in enumerate(widths):
             out = widths[index + 1] if index + 1 < len(widths) else widths[-1]
-            decoder += [nn.ConvTranspose2d(width_in, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        self.decoder = nn.Sequential(*decoder, nn.Conv2d(widths[-1], CLASSES, 3, padding=1))
+            decoder += [transposed(width_in, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.decoder = nn.Sequential(*decoder, conv(widths[-1], CLASSES, 3, padding=1))
         self.top = widths[0]
 
     def _conditions(self, conditions: torch.Tensor) -> torch.Tensor:
@@ -108,7 +113,8 @@ class CHeartNet(nn.Module):
 
     def encode(self, first: torch.Tensor, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(z | first frame, conditions)."""
-        planes = self._conditions(conditions)[:, :, None, None].expand(-1, -1, *first.shape[2:])
+        planes = self._conditions(conditions).view(*conditions.shape, *([1] * self.settings.ndim))
+        planes = planes.expand(-1, -1, *first.shape[2:])
         mean, log_var = self.posterior(self.encoder(torch.cat([first, planes], dim=1))).chunk(2, dim=1)
         return mean, log_var.clamp(-10.0, 10.0)
 
@@ -120,7 +126,7 @@ class CHeartNet(nn.Module):
         for frame in range(frames):
             angle = torch.full((latent.shape[0], 1), 2 * math.pi * frame / frames, device=latent.device)
             hidden, cell = self.cell(torch.cat([given, torch.sin(angle), torch.cos(angle)], dim=1), (hidden, cell))
-            coarse = self.to_map(hidden).view(-1, self.top, self.coarse, self.coarse)
+            coarse = self.to_map(hidden).view(-1, self.top, *([self.coarse] * self.settings.ndim))
             outputs.append(self.decoder(F.leaky_relu(coarse, 0.2)))
         return torch.stack(outputs, dim=1)
 
@@ -133,7 +139,7 @@ class CHeartNet(nn.Module):
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
-    """(B, S, S) integer labels -> (B, CLASSES, S, S) float one-hot."""
+    """(B, *S) integer labels -> (B, CLASSES, *S) float one-hot."""
     return F.one_hot(labels.long(), CLASSES).movedim(-1, 1).float()
 
 
@@ -143,14 +149,14 @@ def time_weights(frames: int) -> torch.Tensor:
 
 
 def loss(net: CHeartNet, sequences: torch.Tensor, conditions: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """CHeart's loss on label sequences (B, T, S, S): (total, weighted cross-entropy, KL) for one batch, per
+    """CHeart's loss on label sequences (B, T, *S): (total, weighted cross-entropy, KL) for one batch, per
     subject. The cross-entropy is summed over each frame's pixels (the label map's negative log-likelihood, so
     the KL weighs against a whole map, not one pixel: as a mean per pixel with beta 0.01 the latent collapsed
     to 4 nats and the model drew about the mean heart), weighted over time and summed over the frames."""
     frames = sequences.shape[1]
     logits, mean, log_var = net(one_hot(sequences[:, 0]), conditions, frames)
     per_pixel = F.cross_entropy(logits.flatten(0, 1), sequences.flatten(0, 1).long(), reduction="none")
-    per_frame = per_pixel.sum(dim=(1, 2)).view(-1, frames)
+    per_frame = per_pixel.sum(dim=tuple(range(1, per_pixel.dim()))).view(-1, frames)
     cross_entropy = (per_frame * time_weights(frames)).sum(dim=1).mean()
     kl = (-0.5 * (1 + log_var - mean.square() - log_var.exp()).sum(dim=1)).mean()
     return cross_entropy + net.settings.beta * kl, float(cross_entropy.detach()), float(kl.detach())
@@ -158,7 +164,7 @@ def loss(net: CHeartNet, sequences: torch.Tensor, conditions: torch.Tensor) -> t
 
 def train(settings: CHeartSettings, sequences: np.ndarray, covariates: Sequence[Covariates], *,
           seed: int = 0) -> tuple[CHeartNet, np.ndarray]:
-    """Train on label sequences (N, T, S, S) of subjects with ``covariates``: the network and the loss log
+    """Train on label sequences (N, T, *S) of subjects with ``covariates``: the network and the loss log
     (steps, 3: total, cross-entropy, KL)."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -181,7 +187,7 @@ def train(settings: CHeartSettings, sequences: np.ndarray, covariates: Sequence[
 
 @torch.no_grad()
 def complete(net: CHeartNet, first: np.ndarray, covariates: Sequence[Covariates], frames: int) -> np.ndarray:
-    """The most likely cycle (N, T, S, S) from each first frame (N, S, S) under ``covariates``: the
+    """The most likely cycle (N, T, *S) from each first frame (N, *S) under ``covariates``: the
     posterior mean decoded (with other covariates than the subject's: the subject under other conditions)."""
     conditions = condition_vector(covariates)
     mean, _ = net.encode(one_hot(torch.as_tensor(first)), conditions)
@@ -190,7 +196,7 @@ def complete(net: CHeartNet, first: np.ndarray, covariates: Sequence[Covariates]
 
 @torch.no_grad()
 def generate(net: CHeartNet, covariates: Sequence[Covariates], frames: int, *, seed: int = 0) -> np.ndarray:
-    """New cycles (N, T, S, S) under ``covariates``, one latent from the prior each."""
+    """New cycles (N, T, *S) under ``covariates``, one latent from the prior each."""
     generator = torch.Generator().manual_seed(seed)
     latent = torch.randn(len(covariates), net.settings.latent, generator=generator)
     return net.decode(latent, condition_vector(covariates), frames).argmax(dim=2).numpy().astype(np.uint8)

@@ -5,9 +5,10 @@
   sets the filling), against copying the first frame into every frame and against the model trained without
   conditions, that one paired per subject (the mean gain in Dice and a two-sided Wilcoxon signed-rank p).
 - **Generation** (CHeart): cohorts generated per condition cell (sex x age group, the covariates drawn as the
-  phantom draws them within the cell; the same latents from the prior in every cell) against phantom subjects
-  of the same covariates: the Wasserstein distance of each clinical index per cell, and the effect of age on
-  each index (least squares on age, sex and pressure over all cells) against the phantom's.
+  phantom draws them within the cell; the same latents from the prior in every cell; the plausible hearts, as
+  ``cardiac_cohort`` keeps them) against phantom subjects of the same covariates: the Wasserstein distance of each
+  clinical index per cell, and the effects of age and sex on each index (least squares on age, sex and pressure
+  over all cells) against the phantom's.
 - **Ageing** (the ageing-heart model): each test subject encoded, decoded at its age + ``AGEING_YEARS``
   (sex and pressure kept); the change of each index against the phantom's own change for that subject (the same
   random draws rendered at the other age).
@@ -29,13 +30,15 @@ from scipy.stats import wasserstein_distance, wilcoxon
 from regbench.generative import cheart
 from regbench.metrics.hd95 import hd95_masks
 from regbench.tasks.cardiac import LABELS, CardiacSettings
+from regbench.tasks.cardiac_cohort import generate_plausible
 from regbench.tasks.cardiac_population import (END_SYSTOLE, REFERENCE_AGE, SUBGROUPS, Covariates, clinical_indices,
-                                               cycle_phases, draw_subject, early_filling_share)
+                                               cycle_phases, draw_subject, early_filling_share, end_systole_frame)
 from regbench.tasks.phantom import Grid
 
 INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area",
            "early_filling")
 AGEING_YEARS = 20.0
+POOL = 5  # prior latents a generated cohort tries per person for a plausible heart
 CONDITIONED, ABLATION = "cheart", "unconditioned"
 MODELS = {CONDITIONED: True, ABLATION: False}  # model name -> conditioned
 GAIN, GAIN_P = f"dice gain over {ABLATION}", f"dice gain p over {ABLATION}"  # completion, paired per subject
@@ -73,13 +76,13 @@ def render(seed: np.random.SeedSequence, settings: CardiacSettings, grid: Grid, 
                         images=False).labels
 
 
-def indices_table(sequences: np.ndarray, voxel_mm2: float) -> pd.DataFrame:
+def indices_table(sequences: np.ndarray, spacing: tuple[float, ...]) -> pd.DataFrame:
     """The clinical indices of each cycle, one row per subject."""
-    return pd.DataFrame([{**clinical_indices(s, voxel_mm2), "early_filling": early_filling_share(s)}
-                         for s in sequences])[list(INDICES)]
+    return pd.DataFrame([{**clinical_indices(s, spacing), "early_filling": early_filling_share(s)}
+                         for s in sequences]).reindex(columns=list(INDICES))
 
 
-def frame_scores(predicted: np.ndarray, truth: np.ndarray, spacing: tuple[float, float]) -> pd.DataFrame:
+def frame_scores(predicted: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> pd.DataFrame:
     """Dice (mean over the labels) and HD95 (mm, mean over the labels present in both) of every frame of every
     subject: columns subject, frame, dice, hd95."""
     rows = []
@@ -103,7 +106,7 @@ def _rows(analysis: str, model: str, measure: str, group: str, value: float,
             "phantom": float(phantom)}
 
 
-def completion(nets: dict[str, cheart.CHeartNet], test: Cohort, spacing: tuple[float, float]) -> list[dict]:
+def completion(nets: dict[str, cheart.CHeartNet], test: Cohort, spacing: tuple[float, ...]) -> list[dict]:
     """Dice and HD95 per frame, over the later frames and over diastole, of each model's completion and of
     copying the first frame; the conditioned model's Dice gain over its ablation, paired per subject."""
     frames = test.sequences.shape[1]
@@ -134,17 +137,18 @@ def _signed_rank_p(differences: pd.Series) -> float:
     return float(wilcoxon(differences).pvalue) if (differences != 0).any() else 1.0
 
 
-def _age_effects(table: pd.DataFrame, covariates: Sequence[Covariates]) -> pd.Series:
-    """Change of each index per decade of age, by least squares on age, sex and pressure over the subjects
-    where the index is defined (the ejection fraction is not without a cavity); NaN with too few of them."""
-    design = np.array([[1.0, (c.age - REFERENCE_AGE) / 10, c.male, c.systolic_bp / 10] for c in covariates])
+def _effects(table: pd.DataFrame, covariates: Sequence[Covariates]) -> pd.DataFrame:
+    """Change of each index per decade of age and in men, by least squares on age, sex and pressure over the
+    subjects where the index is defined (the ejection fraction is not without a cavity); NaN with too few."""
+    design = np.array([[1.0, (c.age - REFERENCE_AGE) / 10, c.male, c.systolic_bp / 10] for c in covariates]).reshape(-1, 4)
     effects = {}
     for index in table.columns:
         defined = np.isfinite(table[index].to_numpy())
         enough = defined.sum() > design.shape[1]
-        effects[index] = (np.linalg.lstsq(design[defined], table[index].to_numpy()[defined], rcond=None)[0][1]
-                          if enough else float("nan"))
-    return pd.Series(effects)
+        found = (np.linalg.lstsq(design[defined], table[index].to_numpy()[defined], rcond=None)[0] if enough
+                 else np.full(design.shape[1], np.nan))
+        effects[index] = {"per decade": found[1], "in men": found[2]}
+    return pd.DataFrame(effects).T
 
 
 def _wasserstein(first: pd.Series, second: pd.Series) -> float:
@@ -155,44 +159,53 @@ def _wasserstein(first: pd.Series, second: pd.Series) -> float:
 
 def generation(nets: dict[str, cheart.CHeartNet], seed: int, settings: CardiacSettings, grid: Grid, frames: int,
                per_cell: int) -> list[dict]:
-    """Generated cohorts per sex and age group against phantom cohorts of the same covariates."""
-    voxel = float(np.prod(grid.spacing))
+    """Generated cohorts per sex and age group against phantom cohorts of the same covariates. A generated cohort
+    is what ``cardiac_cohort`` would keep: each person's first plausible heart (``plausible``) among ``POOL``
+    latents of the prior, the same latents in every cell and for every model, so that cells differ only by their
+    conditions (with fresh latents per cell, 100 hearts' mean LV area varied by a third between draws); the share
+    kept is a row of its own."""
+    spacing = tuple(grid.spacing)
+    systole = end_systole_frame(cycle_phases(frames))
+    seeds = [int(np.random.SeedSequence([seed, round_]).generate_state(1)[0]) for round_ in range(POOL)]
     rows = []
-    people: list[Covariates] = []
-    truth_tables, model_tables = [], {name: [] for name in nets}
+    truth_tables, truth_people = [], []
+    model_tables: dict[str, list[pd.DataFrame]] = {name: [] for name in nets}
+    model_people: dict[str, list[Covariates]] = {name: [] for name in nets}
     for cell, (male, ages) in enumerate(SUBGROUPS):
         group = f"{'male' if male else 'female'} {ages[0]:.0f}-{ages[1]:.0f}"
         truth = draw_cohort(np.random.SeedSequence([seed, cell]), settings, grid, frames,
                             lambda rng, m=male, a=ages: Covariates.draw(rng, age=a, male=m), subjects=per_cell)
-        truth_table = indices_table(truth.sequences, voxel)
+        truth_table = indices_table(truth.sequences, spacing)
         truth_tables.append(truth_table)
-        people += truth.covariates
+        truth_people += truth.covariates
         for name, net in nets.items():
-            # The same latents in every cell and for every model: cells differ only by their conditions (with
-            # fresh latents per cell, 100 hearts' mean LV area varied by a third between draws).
-            generated = indices_table(cheart.generate(net, truth.covariates, frames, seed=seed), voxel)
+            hearts, rounds = generate_plausible(net, truth.covariates, systole, seeds, short_axis=False)
+            kept = np.flatnonzero(rounds)
+            generated = indices_table(hearts[kept], spacing)
             model_tables[name].append(generated)
+            model_people[name] += [truth.covariates[i] for i in kept]
+            rows.append(_rows("generation", name, "plausible share", group, len(kept) / per_cell))
             rows += [_rows("generation", name, f"{index} wasserstein", group,
                            _wasserstein(generated[index], truth_table[index])) for index in INDICES]
-    truth_effects = _age_effects(pd.concat(truth_tables, ignore_index=True), people)
+    truth_effects = _effects(pd.concat(truth_tables, ignore_index=True), truth_people)
     for name, tables in model_tables.items():
-        effects = _age_effects(pd.concat(tables, ignore_index=True), people)
-        rows += [_rows("generation", name, f"{index} per decade", "all", effects[index], truth_effects[index])
-                 for index in INDICES]
+        effects = _effects(pd.concat(tables, ignore_index=True), model_people[name])
+        rows += [_rows("generation", name, f"{index} {effect}", "all", effects.loc[index, effect],
+                       truth_effects.loc[index, effect]) for effect in effects.columns for index in INDICES]
     return rows
 
 
 def ageing(nets: dict[str, cheart.CHeartNet], test: Cohort, settings: CardiacSettings, grid: Grid) -> list[dict]:
     """Each model's predicted change of the indices AGEING_YEARS on, against the phantom's change."""
     frames = test.sequences.shape[1]
-    voxel = float(np.prod(grid.spacing))
+    spacing = tuple(grid.spacing)
     older = [replace(c, age=c.age + AGEING_YEARS) for c in test.covariates]
     truth_older = np.stack([render(s, settings, grid, c, frames) for s, c in zip(test.seeds, older)])
-    truth_change = (indices_table(truth_older, voxel) - indices_table(test.sequences, voxel)).mean()
+    truth_change = (indices_table(truth_older, spacing) - indices_table(test.sequences, spacing)).mean()
     rows = []
     for name, net in nets.items():
-        now = indices_table(cheart.complete(net, test.sequences[:, 0], test.covariates, frames), voxel)
-        later = indices_table(cheart.complete(net, test.sequences[:, 0], older, frames), voxel)
+        now = indices_table(cheart.complete(net, test.sequences[:, 0], test.covariates, frames), spacing)
+        later = indices_table(cheart.complete(net, test.sequences[:, 0], older, frames), spacing)
         change = (later - now).mean()
         rows += [_rows("ageing", name, f"{index} change", f"+{AGEING_YEARS:.0f} years", change[index],
                        truth_change[index]) for index in INDICES]

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from regbench.errors import DatasetError, RegbenchError
-from regbench.generative.study import study_for_size
+from regbench.generative.cheart import CHeartNet, CHeartSettings
+from regbench.generative.study import STUDIES, save_model, study_for_size, study_of
 from regbench.tasks.cardiac import TISSUE
-from regbench.tasks.cardiac_cohort import design, label_image, plausible
+from regbench.tasks.cardiac_cohort import design, generate, label_image, plausible
 from regbench.tasks.cardiac_population import SUBGROUPS
 from regbench.tasks.cohort import Cohort
-from regbench.tasks.spec import Scale
+from regbench.tasks.spec import Scale, load_spec
 
 
 def test_test_subjects_come_in_equal_shares_per_sex_and_age_group():
@@ -42,6 +43,20 @@ def test_a_grid_no_study_makes_is_refused_by_name():
     assert study_for_size((64, 64), task="t").model.size == 64
     with pytest.raises(RegbenchError, match="task 't': no generative study makes \\(48, 48\\)"):
         study_for_size((48, 48), task="t")
+
+
+def test_the_paper_scale_3d_model_makes_the_cohorts_short_axis_slices():
+    # the paper study is CHeart's 3D+t; its mid-ventricular slices have the cohort's 64 x 64 shape
+    paper = study_of(STUDIES["paper"].model)
+    assert paper.model.ndim == 3 and paper.plane.shape == (64, 64) == tuple(study_for_size((64, 64), task="t").plane.shape)
+
+
+def test_a_model_of_no_studys_settings_is_refused_by_name(tmp_path):
+    path = tmp_path / "odd.pt"
+    save_model(path, CHeartNet(CHeartSettings(size=16, channels=(4, 8))))
+    spec = load_spec("cardiac_cohort")
+    with pytest.raises(DatasetError, match="odd.pt.*other settings than a generative study's"):
+        generate(spec, spec.scales["smoke"], np.random.default_rng(0), model=path)
 
 
 def test_only_a_heart_with_every_label_that_ejects_is_plausible():

@@ -26,7 +26,7 @@ def population():
     for rng in np.random.default_rng(1).spawn(400):
         covariates = Covariates.draw(rng)
         subject = draw_subject(rng, SETTINGS, GRID, covariates, np.array([0.0, END_SYSTOLE]), images=False)
-        found = clinical_indices(subject.labels, subject.voxel_mm2, subject.end_systole)
+        found = clinical_indices(subject.labels, subject.grid.spacing, subject.end_systole)
         rows.append([1.0, covariates.male, (covariates.age - REFERENCE_AGE) / 10,
                      (covariates.systolic_bp - REFERENCE_BP) / 10])
         indices.append([found["wall_ed_mm"], np.log(found["lv_ed_area"]), found["ejection_fraction"]])

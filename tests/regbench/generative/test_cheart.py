@@ -4,6 +4,7 @@ the loss, and decoding that repeats for a seed."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from regbench.generative.cheart import (CHeartNet, CHeartSettings, complete, condition_vector, generate,
@@ -60,3 +61,32 @@ def test_training_lowers_the_loss_and_repeats_for_a_seed():
 def test_later_frames_weigh_more():
     weights = time_weights(5).numpy()
     assert weights[0] == 1.0 and weights[-1] == 2.0 and (np.diff(weights) > 0).all()
+
+
+def _spheres(count: int) -> np.ndarray:
+    """``_cycles`` in 3D: balls in shells, the cavity shrinking and growing back over 4 frames."""
+    grid = np.sqrt(sum(axis**2 for axis in np.mgrid[-8:8, -8:8, -8:8] + 0.5))
+    cycles = np.zeros((count, 4, 16, 16, 16), np.uint8)
+    for subject in range(count):
+        for frame, scale in enumerate((1.0, 0.8, 0.7, 0.9)):
+            cavity = (3.0 + subject % 3) * scale
+            cycles[subject, frame][grid < cavity + 2] = 2
+            cycles[subject, frame][grid < cavity] = 1
+    return cycles
+
+
+def test_the_3d_model_trains_on_volumes_and_completes_them():
+    settings = CHeartSettings(**{**SMALL.as_dict(), "ndim": 3, "channels": (4, 8)})
+    cycles = _spheres(12)
+    people = [PEOPLE[i % 2] for i in range(12)]
+    net, log = train(settings, cycles, people, seed=0)
+    assert log[-20:, 1].mean() < 0.5 * log[:20, 1].mean()
+    completed = complete(net, cycles[:, 0], people, 4)
+    assert completed.shape == cycles.shape == (12, 4, 16, 16, 16)
+    assert (completed == cycles).mean() > 0.8
+    assert generate(net, PEOPLE, 4, seed=1).shape == (2, 4, 16, 16, 16)
+
+
+def test_a_model_of_other_dimensions_is_refused():
+    with pytest.raises(ValueError, match="ndim must be 2 or 3"):
+        CHeartNet(CHeartSettings(size=16, ndim=1, channels=(4, 8)))

@@ -44,7 +44,7 @@ def test_an_older_subject_has_a_smaller_cavity_and_a_thicker_wall():
                          lambda rng: Covariates(30.0, 0, 120.0), subjects=4)
     older = np.stack([render(s, SETTINGS, Grid.covering((64, 64), (128.0, 128.0)), Covariates(80.0, 0, 120.0), 4)
                       for s in cohort.seeds])
-    now, later = indices_table(cohort.sequences, 4.0), indices_table(older, 4.0)
+    now, later = indices_table(cohort.sequences, (2.0, 2.0)), indices_table(older, (2.0, 2.0))
     assert (later["lv_ed_area"] < now["lv_ed_area"]).all()
     assert (later["wall_ed_mm"] > now["wall_ed_mm"]).all()
 
