@@ -5,10 +5,11 @@ whether a method registers old hearts as well as young ones, women's as well as 
 The test subjects are drawn subgroup by subgroup: each sex x each age group (``cardiac_population.SUBGROUPS``:
 20-40, 40-60, 60-80 years) gets an equal share of the test pairs, the covariates drawn within it as the phantom
 population draws them (``cardiac_population.Covariates``: pressure rising with age). Training and validation
-subjects come from the whole population. For each subject the model generates a cycle from a latent of its prior
-under the subject's covariates, redrawn until the heart is plausible (``plausible``: every label at end-diastole
-and end-systole, an ejection fraction in ``EJECTION_RANGE``; at default scale 40 % of the first draws were not,
-more at the extreme ages, which without the check made those subgroups look harder for every method); the first
+subjects come from the whole population. For each subject the model generates a cycle from a new latent
+(``cheart.generate``) under the subject's covariates, redrawn until the heart is plausible (``plausible``: every
+label at end-diastole and end-systole, an ejection fraction in ``EJECTION_RANGE``; when the latents came from the
+N(0, I) prior, 40 % of the first draws at default scale were not, more at the extreme ages, which without the
+check made those subgroups look harder for every method); the first
 frame (end-diastole) is the fixed image, the frame nearest end-systole the moving one. Each subject's count of
 latents drawn is recorded beside its covariates. Images come from the label maps by the phantom's intensity model
 (balanced SSFP contrast, a smooth random background of the surrounding tissue, a one-voxel blur at the edges, a
@@ -91,14 +92,15 @@ def plausible(cycle: np.ndarray, systole: int) -> bool:
     """Whether a generated cycle (frames, *S) is a heart the benchmark can score: every label at end-diastole
     and end-systole, and an ejection fraction of its LV cavity within ``EJECTION_RANGE``."""
     present = all((cycle[frame] == label).any() for frame in (0, systole) for label in LABELS)
-    ejected = clinical_indices(cycle, (1.0,) * (cycle.ndim - 1), systole)["ejection_fraction"] if present else float("nan")
+    unit_voxels = (1.0,) * (cycle.ndim - 1)
+    ejected = clinical_indices(cycle, unit_voxels, systole)["ejection_fraction"] if present else float("nan")
     return present and EJECTION_RANGE[0] <= ejected <= EJECTION_RANGE[1]
 
 
 def generate_plausible(net: CHeartNet, people: list[Covariates], systole: int, seeds: Iterable[int], *,
                        short_axis: bool = True) -> tuple[np.ndarray, list[int]]:
     """One plausible cycle per person (``plausible``; with ``short_axis``, of a 3D model the mid-ventricular
-    slice): round k decodes a latent of the prior for every person with the k-th of ``seeds`` (the same seeds give
+    slice): round k decodes a new latent for every person with the k-th of ``seeds`` (the same seeds give
     the same latents whatever the conditions) and each person keeps the first plausible heart. The cycles (zeros
     for whom no round made one) and the round each person's heart came from (0: none)."""
     from regbench.generative import cheart

@@ -27,8 +27,9 @@ Their direction and rough size follow the cardiovascular MR literature; the size
 The cycle: frame k of ``frames`` sits at phase t = k / frames of one beat (``cycle_phases``). The heart contracts
 from end-diastole (t = 0) to end-systole (t = ``END_SYSTOLE``) and refills in two waves, ``contraction(t)`` going
 smoothly from 0 to 1 and back to 0: early rapid filling up to ``EARLY_FILLING_END``, a pause (diastasis), and the
-atrial contraction from ``ATRIAL_START``, the subject's early share of the filling set by its age; frame t shows the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v the
-subject's ``Contraction`` velocity, so the end-systolic frame is exactly ``cardiac_mr``'s moving image.
+atrial contraction from ``ATRIAL_START``, the subject's early share of the filling set by its age; frame t shows
+the end-diastolic anatomy at ``y + exp(contraction(t) v)(y)``, with v the subject's ``Contraction`` velocity, so
+the end-systolic frame is exactly ``cardiac_mr``'s moving image.
 """
 
 from __future__ import annotations

@@ -15,9 +15,17 @@ from the phantom's (Wasserstein distance of the LV cavity area 1500 mm^2 against
 study), with the same completion (Dice 0.879 against 0.881).
 
 Uses: sequence completion (``complete``: the whole cycle from the first frame and the conditions),
-generation (``generate``: latents from the prior, decoded under given conditions) and ageing
+generation (``generate``: new latents decoded under given conditions) and ageing
 (``complete`` with another age: the subject's latent under changed conditions, as the ageing-heart model of
 the same group predicts a subject's anatomy at another age).
+
+Generation draws its latents from a Gaussian fitted to the training subjects' latents after training
+(``fit_latents``; ex-post density estimation, Ghosh et al., "From variational to deterministic autoencoders",
+ICLR 2020), not from the N(0, I) prior: the encoder's latents do not fill the prior (default-scale study: their
+mean 4.3 from the origin, variances 0.9 to 5.4), and prior samples decoded to cycles that did not close (the
+median LV cavity of the last frame 10 % over end-diastole's, the phantom's 13 % under it; the early-filling
+share 1.05 +- 0.58 against the phantom's 0.54 +- 0.07), against 0.52 +- 0.05 and every heart plausible from the
+fitted Gaussian.
 """
 
 from __future__ import annotations
@@ -107,6 +115,9 @@ class CHeartNet(nn.Module):
             decoder += [transposed(width_in, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         self.decoder = nn.Sequential(*decoder, conv(widths[-1], CLASSES, 3, padding=1))
         self.top = widths[0]
+        # the latents ``generate`` draws: N(mean, scale scale^T), the prior until ``fit_latents``
+        self.register_buffer("latent_mean", torch.zeros(settings.latent))
+        self.register_buffer("latent_scale", torch.eye(settings.latent))
 
     def _conditions(self, conditions: torch.Tensor) -> torch.Tensor:
         return conditions if self.settings.conditioned else torch.zeros_like(conditions)
@@ -182,7 +193,24 @@ def train(settings: CHeartSettings, sequences: np.ndarray, covariates: Sequence[
         optimiser.step()
         schedule.step()
         log[step] = float(total.detach()), cross_entropy, kl
-    return net.eval(), log
+    return fit_latents(net.eval(), data, conditions), log
+
+
+@torch.no_grad()
+def fit_latents(net: CHeartNet, sequences: torch.Tensor, conditions: torch.Tensor, *, chunk: int = 32) -> CHeartNet:
+    """Fit the Gaussian that ``generate`` draws from to the posteriors of the training subjects (B, T, *S): the
+    mean of their means, and the covariance of the means plus the mean posterior variance (the mixture of the
+    posteriors, moment-matched)."""
+    means, variances = [], []
+    for start in range(0, len(sequences), chunk):
+        mean, log_var = net.encode(one_hot(sequences[start:start + chunk, 0]), conditions[start:start + chunk])
+        means.append(mean)
+        variances.append(log_var.exp())
+    mean, variance = torch.cat(means), torch.cat(variances)
+    covariance = torch.atleast_2d(torch.cov(mean.T)) + torch.diag(variance.mean(dim=0))
+    net.latent_mean.copy_(mean.mean(dim=0))
+    net.latent_scale.copy_(torch.linalg.cholesky(covariance))
+    return net
 
 
 @torch.no_grad()
@@ -196,7 +224,8 @@ def complete(net: CHeartNet, first: np.ndarray, covariates: Sequence[Covariates]
 
 @torch.no_grad()
 def generate(net: CHeartNet, covariates: Sequence[Covariates], frames: int, *, seed: int = 0) -> np.ndarray:
-    """New cycles (N, T, *S) under ``covariates``, one latent from the prior each."""
+    """New cycles (N, T, *S) under ``covariates``, one latent each from the fitted Gaussian (``fit_latents``)."""
     generator = torch.Generator().manual_seed(seed)
-    latent = torch.randn(len(covariates), net.settings.latent, generator=generator)
+    standard = torch.randn(len(covariates), net.settings.latent, generator=generator)
+    latent = net.latent_mean + standard @ net.latent_scale.T
     return net.decode(latent, condition_vector(covariates), frames).argmax(dim=2).numpy().astype(np.uint8)

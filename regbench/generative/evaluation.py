@@ -5,7 +5,7 @@
   sets the filling), against copying the first frame into every frame and against the model trained without
   conditions, that one paired per subject (the mean gain in Dice and a two-sided Wilcoxon signed-rank p).
 - **Generation** (CHeart): cohorts generated per condition cell (sex x age group, the covariates drawn as the
-  phantom draws them within the cell; the same latents from the prior in every cell; the plausible hearts, as
+  phantom draws them within the cell; the same latents in every cell; the plausible hearts, as
   ``cardiac_cohort`` keeps them) against phantom subjects of the same covariates: the Wasserstein distance of each
   clinical index per cell, and the effects of age and sex on each index (least squares on age, sex and pressure
   over all cells) against the phantom's.
@@ -38,7 +38,7 @@ from regbench.tasks.phantom import Grid
 INDICES = ("lv_ed_area", "lv_es_area", "ejection_fraction", "myo_ed_area", "wall_ed_mm", "rv_ed_area",
            "early_filling")
 AGEING_YEARS = 20.0
-POOL = 5  # prior latents a generated cohort tries per person for a plausible heart
+POOL = 5  # latents a generated cohort tries per person for a plausible heart
 CONDITIONED, ABLATION = "cheart", "unconditioned"
 MODELS = {CONDITIONED: True, ABLATION: False}  # model name -> conditioned
 GAIN, GAIN_P = f"dice gain over {ABLATION}", f"dice gain p over {ABLATION}"  # completion, paired per subject
@@ -140,7 +140,8 @@ def _signed_rank_p(differences: pd.Series) -> float:
 def _effects(table: pd.DataFrame, covariates: Sequence[Covariates]) -> pd.DataFrame:
     """Change of each index per decade of age and in men, by least squares on age, sex and pressure over the
     subjects where the index is defined (the ejection fraction is not without a cavity); NaN with too few."""
-    design = np.array([[1.0, (c.age - REFERENCE_AGE) / 10, c.male, c.systolic_bp / 10] for c in covariates]).reshape(-1, 4)
+    design = np.array([[1.0, (c.age - REFERENCE_AGE) / 10, c.male, c.systolic_bp / 10] for c in covariates])
+    design = design.reshape(-1, 4)  # also without subjects
     effects = {}
     for index in table.columns:
         defined = np.isfinite(table[index].to_numpy())
@@ -161,7 +162,7 @@ def generation(nets: dict[str, cheart.CHeartNet], seed: int, settings: CardiacSe
                per_cell: int) -> list[dict]:
     """Generated cohorts per sex and age group against phantom cohorts of the same covariates. A generated cohort
     is what ``cardiac_cohort`` would keep: each person's first plausible heart (``plausible``) among ``POOL``
-    latents of the prior, the same latents in every cell and for every model, so that cells differ only by their
+    latents (``cheart.generate``), the same latents in every cell and for every model, so that cells differ only by their
     conditions (with fresh latents per cell, 100 hearts' mean LV area varied by a third between draws); the share
     kept is a row of its own."""
     spacing = tuple(grid.spacing)

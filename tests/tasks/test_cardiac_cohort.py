@@ -48,7 +48,7 @@ def test_a_grid_no_study_makes_is_refused_by_name():
 def test_the_paper_scale_3d_model_makes_the_cohorts_short_axis_slices():
     # the paper study is CHeart's 3D+t; its mid-ventricular slices have the cohort's 64 x 64 shape
     paper = study_of(STUDIES["paper"].model)
-    assert paper.model.ndim == 3 and paper.plane.shape == (64, 64) == tuple(study_for_size((64, 64), task="t").plane.shape)
+    assert paper.model.ndim == 3 and paper.plane.shape == (64, 64) == study_for_size((64, 64), task="t").plane.shape
 
 
 def test_a_model_of_no_studys_settings_is_refused_by_name(tmp_path):

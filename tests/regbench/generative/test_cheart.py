@@ -90,3 +90,17 @@ def test_the_3d_model_trains_on_volumes_and_completes_them():
 def test_a_model_of_other_dimensions_is_refused():
     with pytest.raises(ValueError, match="ndim must be 2 or 3"):
         CHeartNet(CHeartSettings(size=16, ndim=1, channels=(4, 8)))
+
+
+def test_generation_draws_from_the_training_subjects_latents():
+    cycles = _cycles(12)
+    people = [PEOPLE[i % 2] for i in range(12)]
+    net, _ = train(SMALL, cycles, people, seed=0)
+    with torch.no_grad():
+        means, log_var = net.encode(torch.nn.functional.one_hot(torch.as_tensor(cycles[:, 0]).long(), 4)
+                                    .movedim(-1, 1).float(), condition_vector(people))
+    torch.testing.assert_close(net.latent_mean, means.mean(dim=0))
+    covariance = net.latent_scale @ net.latent_scale.T
+    torch.testing.assert_close(covariance, torch.cov(means.T) + torch.diag(log_var.exp().mean(dim=0)))
+    untrained = CHeartNet(SMALL)  # draws from the prior until fitted
+    assert torch.equal(untrained.latent_mean, torch.zeros(4)) and torch.equal(untrained.latent_scale, torch.eye(4))
