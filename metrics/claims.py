@@ -83,20 +83,24 @@ class Ablation:
     settings: Mapping[str, object]
     variant_claimed: bool = False
 
+    @property
+    def described(self) -> str:
+        """The settings as the config writes them."""
+        return ", ".join(f"{k}: {v}" for k, v in self.settings.items())
+
     def comparisons(self, variants: Mapping[str, tuple[str, Mapping[str, object]]]) -> list[Comparison]:
         """One comparison per variant of the run that is this ablation, whatever the config names it."""
         found = []
         for name, (method, settings) in sorted(variants.items()):
             if method == self.method and all(settings.get(k) == v for k, v in self.settings.items()):
-                described = ", ".join(f"{k} {v}" for k, v in self.settings.items())
                 claimed, other = (name, method) if self.variant_claimed else (method, name)
-                found.append(Comparison(self.paper, f"{self.claim} (variant {name}: {described})", claimed, other))
+                found.append(Comparison(self.paper, f"{self.claim} (variant {name}: {self.described})", claimed,
+                                        other))
         return found
 
     def untested(self) -> dict:
-        described = ", ".join(f"{k}: {v}" for k, v in self.settings.items())
         return _row(Comparison(self.paper, self.claim, self.method, "-"), verdict=UNTESTED,
-                    why=f"the run has no variant of {self.method} with {described} (config variants)")
+                    why=f"the run has no variant of {self.method} with {self.described} (config variants)")
 
 
 ABLATIONS: tuple[Ablation, ...] = (

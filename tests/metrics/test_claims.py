@@ -172,7 +172,7 @@ def test_the_ablation_variants_are_compared_with_their_method():
                          variants=renamed)
     cascade = table[table["claim"].str.startswith(ABLATIONS[0].claim)]
     assert cascade[["claimed", "other", "verdict"]].values.tolist() == [["vrnet", "cascade_off", HOLDS]]
-    assert "(variant cascade_off: cascades 0)" in cascade["claim"].iloc[0]
+    assert "(variant cascade_off: cascades: 0)" in cascade["claim"].iloc[0]
     none = claims_table({"brain": _metrics({"vrnet": 0.85}, pairs=6)})
     row = none[none["claim"] == ABLATIONS[0].claim].iloc[0]
     assert row["verdict"] == UNTESTED and row["why"] == "the run has no variant of vrnet with cascades: 0 (config variants)"
