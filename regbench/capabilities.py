@@ -35,6 +35,10 @@ class Capabilities:
     max_voxels: int | None = None
     max_voxels_reason: str = ""
 
+    def suits(self, ndim: int, multimodal: bool) -> bool:
+        """Whether the workflow runs the method on a task of ``ndim`` whose pairs are (or are not) multi-modal."""
+        return ndim in self.dims and (self.multimodal or not multimodal)
+
 
 @dataclass(frozen=True)
 class Resources:

@@ -76,8 +76,9 @@ def test_only_a_model_the_run_trained_is_exported(tmp_path):
 
 
 def _trainings(config: dict, scale: str) -> dict[tuple[str, str], tuple[str, dict]]:
-    """(task, row) -> (method, settings) of every learning method and variant the shipped config trains at ``scale``, as the
-    workflow decides (supports(), a variant's tasks, overrides then the variant's settings)."""
+    """(task, row) -> (method, settings) of every learning method and variant the shipped config trains at
+    ``scale``, as the workflow decides (``Capabilities.suits`` as its supports(), a variant's tasks, overrides
+    then the variant's settings)."""
     rows = {name: (name, None, {}) for name in config["methods"]}
     rows.update({name: (v["method"], v.get("tasks"), v.get("settings") or {}) for name, v in config["variants"].items()
                  if v["method"] in config["methods"]})
@@ -85,7 +86,7 @@ def _trainings(config: dict, scale: str) -> dict[tuple[str, str], tuple[str, dic
     for task, spec in task_specs(config["tasks"]).items():
         for row, (name, tasks, settings) in rows.items():
             cls = method_class(name)
-            supported = spec.ndim in cls.capabilities.dims and (cls.capabilities.multimodal or not spec.multimodal)
+            supported = cls.capabilities.suits(spec.ndim, spec.multimodal)
             if cls.trainable and supported and (tasks is None or task in tasks):
                 overrides = config_overrides({**config, "scale": scale}, task, name)
                 trainings[task, row] = (name, {**overrides, **settings})

@@ -110,8 +110,7 @@ def dataset_inputs(wildcards):
 def supports(method, task):
     """Whether the method registers images of the task's dimensionality and, on a multi-modal task, declares
     that it handles pairs whose intensities do not correspond (``Capabilities.multimodal``)."""
-    capabilities = METHOD_CLASSES[method].capabilities
-    return SPECS[task].ndim in capabilities.dims and (capabilities.multimodal or not SPECS[task].multimodal)
+    return METHOD_CLASSES[method].capabilities.suits(SPECS[task].ndim, SPECS[task].multimodal)
 
 
 def runs():
