@@ -158,6 +158,18 @@ def test_paper_scale_jobs_ask_for_the_measured_paper_costs(tmp_path):
     assert int(register["runtime"]) == job_costs.time_limit_minutes(job_costs.register_seconds(vrnet, size))
 
 
+def test_the_paper_scale_generative_model_asks_for_a_day(tmp_path):
+    # the 3D+t model: 24 h of training measured on 2 threads (workflow/rules/generative.smk), an hour by default
+    requests = {}
+    for scale in ("default", "paper"):
+        result = _snakemake(_workdir(tmp_path / scale), "-n", "--config", "methods=[identity]",
+                            "tasks=[cardiac_cohort]", f"scale={scale}")
+        assert result.returncode == 0, result.stdout[-2000:]
+        requests[scale] = next(job.resources for job in planned_jobs(result.stdout) if job.rule == "generative")
+    assert int(requests["default"]["runtime"]) == 60 and int(requests["paper"]["runtime"]) >= 24 * 60
+    assert int(requests["paper"]["mem_mb"]) > int(requests["default"]["mem_mb"])
+
+
 def test_models_a_run_exports_are_loaded_by_the_next_run_and_not_retrained(tmp_path):
     # `snakemake pretrained` with train=scratch writes models in the shipped layout; a run pointed at them
     # (pretrained_dir) loads each instead of training, and says so; another seed trains again.
