@@ -9,9 +9,9 @@ subjects come from the whole population. For each subject the model generates a 
 (``cheart.generate``) under the subject's covariates, redrawn until the heart is plausible (``plausible``: every
 label at end-diastole and end-systole, an ejection fraction in ``EJECTION_RANGE``; when the latents came from the
 N(0, I) prior, 40 % of the first draws at default scale were not, more at the extreme ages, which without the
-check made those subgroups look harder for every method); the first
-frame (end-diastole) is the fixed image, the frame nearest end-systole the moving one. Each subject's count of
-latents drawn is recorded beside its covariates. Images come from the label maps by the phantom's intensity model
+check made those subgroups look harder for every method); the first frame (end-diastole) is the fixed image, the
+frame nearest end-systole the moving one. Each subject's count of latents drawn is recorded beside its
+covariates. Images come from the label maps by the phantom's intensity model
 (balanced SSFP contrast, a smooth random background of the surrounding tissue, a one-voxel blur at the edges, a
 coil bias field shared by both frames, Rician noise). There is no true displacement between generated frames, so
 the task is scored as real data is, by its labels. Each subject's covariates are recorded in the dataset json under

@@ -5,9 +5,9 @@
   sets the filling), against copying the first frame into every frame and against the model trained without
   conditions, that one paired per subject (the mean gain in Dice and a two-sided Wilcoxon signed-rank p).
 - **Generation** (CHeart): cohorts generated per condition cell (sex x age group, the covariates drawn as the
-  phantom draws them within the cell; the same latents in every cell; the plausible hearts, as
-  ``cardiac_cohort`` keeps them) against phantom subjects of the same covariates: the Wasserstein distance of each
-  clinical index per cell, and the effects of age and sex on each index (least squares on age, sex and pressure
+  phantom draws them within the cell; latents drawn alike in every cell; the plausible hearts, as
+  ``cardiac_cohort`` keeps them) against phantom subjects of the same covariates: the Wasserstein distance of
+  each clinical index per cell, and the effects of age and sex on each index (least squares on age, sex and pressure
   over all cells) against the phantom's.
 - **Ageing** (the ageing-heart model): each test subject encoded, decoded at its age + ``AGEING_YEARS``
   (sex and pressure kept); the change of each index against the phantom's own change for that subject (the same
@@ -162,9 +162,9 @@ def generation(nets: dict[str, cheart.CHeartNet], seed: int, settings: CardiacSe
                per_cell: int) -> list[dict]:
     """Generated cohorts per sex and age group against phantom cohorts of the same covariates. A generated cohort
     is what ``cardiac_cohort`` would keep: each person's first plausible heart (``plausible``) among ``POOL``
-    latents (``cheart.generate``), the same latents in every cell and for every model, so that cells differ only by their
-    conditions (with fresh latents per cell, 100 hearts' mean LV area varied by a third between draws); the share
-    kept is a row of its own."""
+    latents (``cheart.generate``), drawn alike in every cell and for every model, so that cells differ only by
+    their conditions (with fresh latents per cell, 100 hearts' mean LV area varied by a third between draws); the
+    share kept is a row of its own."""
     spacing = tuple(grid.spacing)
     systole = end_systole_frame(cycle_phases(frames))
     seeds = [int(np.random.SeedSequence([seed, round_]).generate_state(1)[0]) for round_ in range(POOL)]
