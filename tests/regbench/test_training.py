@@ -1,8 +1,10 @@
-"""Training's shared parts: validation scores the network every few steps and the best state is the one kept,
-validating does not change what training draws, the cosine schedule ends at zero, and settings are checked."""
+"""Training's shared parts: validation scores the network every few steps (Dice, or TRE on a keypoint task) and
+the best state is the one kept, validating does not change what training draws, the cosine schedule ends at
+zero, and settings are checked."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -10,7 +12,9 @@ import torch
 from regbench.errors import RegbenchError
 from regbench.registry import get_method
 from regbench.runner import training_pairs
-from regbench.training import VALIDATION_LOG, TrainingMonitor, TrainingParams, pair_dice, validation_pairs
+from regbench.metrics.tre import tre_mm
+from regbench.training import (VALIDATION_LOG, TrainingMonitor, TrainingParams, pair_dice, pair_tre,
+                               validation_pairs)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,6 +36,31 @@ def test_validation_scores_every_few_steps_and_keeps_the_best_state(generated_ta
     classes = sorted(set(task.labels) - {0})
     kept = sum(pair_dice(p, method.register(p.blind()).to_torch(), classes) for p in pairs) / len(pairs)
     assert kept == pytest.approx(best["dice"], abs=1e-6)  # the state registering now is the best one validated
+
+
+def test_on_a_keypoint_task_the_state_of_least_tre_is_kept(generated_task, tmp_path):
+    task = generated_task("thorax_ct", "smoke")
+    method = _trained(task, tmp_path, validate_every=10, validation_pairs=1)
+    curve = pd.read_csv(tmp_path / VALIDATION_LOG)
+    assert curve["tre_mm"].notna().all() and curve["dice"].notna().all()
+    assert curve.loc[curve["best"], "tre_mm"].iloc[0] == curve["tre_mm"].min()
+    pair = validation_pairs(task, 1)[0]
+    kept = pair_tre(pair, method.register(pair.blind()).to_torch())
+    assert kept == pytest.approx(curve["tre_mm"].min(), abs=1e-6)
+
+
+def test_validation_tre_follows_the_evaluations_tre(generated_task):
+    pair = validation_pairs(generated_task("thorax_ct", "smoke"), 1)[0]
+    shape = pair.fixed.image.shape
+    grid = np.stack(np.meshgrid(*[np.linspace(0, np.pi, n) for n in shape], indexing="ij"))
+    disp = 2.0 * np.sin(grid + np.arange(len(shape)).reshape(-1, *[1] * len(shape)))  # smooth, a few voxels
+    official = tre_mm(pair.fixed.keypoints, pair.moving.keypoints, np.moveaxis(disp, 0, -1),
+                      pair.moving.image.spacing).mean()
+    ours = pair_tre(pair, torch.as_tensor(disp)[None])
+    assert ours == pytest.approx(official, rel=0.01)
+    still = pair_tre(pair, torch.zeros(1, len(shape), *shape))
+    expected = np.linalg.norm((pair.fixed.keypoints - pair.moving.keypoints) * pair.moving.image.spacing, axis=1)
+    assert still == pytest.approx(expected.mean())
 
 
 def test_validating_does_not_change_what_training_draws(generated_task, tmp_path):
