@@ -13,6 +13,7 @@ from regbench import pretrained
 from regbench.errors import RegbenchError
 from regbench.registry import config_overrides, get_method, method_class
 from regbench.tasks.spec import task_specs
+from regbench.training import VALIDATION_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 MADE = {"command": "snakemake --cores 2 pretrained --config train=scratch", "commit": "abc", "date": "2026-12-07"}
@@ -111,7 +112,7 @@ def test_every_model_the_config_trains_is_shipped_loads_and_was_made_as_the_trai
         assert training["params"] == pretrained.params_record(method.params), (task, row)
         model, _, curve = pretrained.shipped_paths(training, row)
         method.load(model)  # weights_only: tensors that fit the configured network
-        assert list(pd.read_csv(curve).columns) == ["step", "dice", "best"]
+        assert list(pd.read_csv(curve).columns) == VALIDATION_COLUMNS
         assert record["made"]["command"] == command and record["made"]["train_cpu_s"] > 0
     # the data: the train job's digest of the task it generates (the smallest task; the others are generated alike)
     cardiac = generated_task("cardiac_mr", scale)
