@@ -2,14 +2,16 @@
 ellipsoid, and its motion with long-axis shortening, for the 3D+t population (``cardiac_population`` on a 3D
 grid: array axes 0 and 1 span the short-axis plane, axis 2 runs from the apex up to the base).
 
-At height z the slice is the 2D heart shrunk about its centre by a taper: the cavity (and the papillary muscles)
-by ``sqrt(1 - ((base - z) / length)^2)``, the epicardium (and the RV) by the same with the length plus the apical
+At height z the slice is the 2D heart shrunk about its centre by a taper: the cavity by
+``sqrt(1 - ((base - z) / length)^2)``, the epicardium (and the RV) by the same with the length plus the apical
 wall, so the cavity closes before the epicardium does; nothing lies above the base plane (the atria are not
 drawn). The motion is the 2D contraction shrunk by the epicardium's taper, so every slice ejects the same share
 of its area, and a long-axis stretch about the apex: the base descends towards the apex in systole by
-``shortening`` of the length (Carlsson et al., "Total heart volume variation throughout the cardiac cycle in
-humans", Am J Physiol Heart Circ Physiol 287:H243, 2004, doi:10.1152/ajpheart.01125.2003: the atrioventricular
-plane moves 12-16 mm, about 15 % of the LV length).
+``shortening`` of the length (the atrioventricular plane moves about 12-16 mm in healthy adults, some 15 % of the
+LV's length; e.g. Carlsson et al., "Total heart volume variation throughout the cardiac cycle in humans", Am J
+Physiol Heart Circ Physiol 287:H243, 2004, figures as recalled, not from a stored copy). A simplification to
+know: the myocardium keeps its area in each slice, so it loses the shortening's share of its volume at
+end-systole, which a real one does not.
 """
 
 from __future__ import annotations
