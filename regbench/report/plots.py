@@ -306,19 +306,23 @@ def uncertainty_panel(views: Mapping[str, SliceView], palette: Mapping[str, str]
 
 
 def validation_plot(curves: pd.DataFrame, palette: Mapping[str, str]) -> Figure:
-    """Per task, each network's mean validation Dice against its training step (``report.results.
-    validation_curves``), the kept (best) state circled."""
+    """Per task, each network's validation score against its training step (``report.results.
+    validation_curves``), the kept (best) state circled: the mean TRE where the task's validation had keypoints
+    (the score that chose the state), else the mean Dice."""
     tasks = list(dict.fromkeys(curves["task"]))
     with _style():
         figure = Figure(figsize=(4.2 * len(tasks) + 1.8, 3.4), layout="constrained")
         axes = figure.subplots(1, len(tasks), squeeze=False)[0]
         for ax, task in zip(axes, tasks):
-            for method, own in curves[curves["task"] == task].groupby("method", sort=False):
+            rows = curves[curves["task"] == task]
+            score, label = (("tre_mm", "mean validation TRE (mm)") if rows["tre_mm"].notna().any()
+                            else ("dice", "mean validation Dice"))
+            for method, own in rows.groupby("method", sort=False):
                 colour = palette.get(str(method), "0.4")
-                ax.plot(own["step"], own["dice"], marker="o", markersize=3, color=colour, label=str(method))
+                ax.plot(own["step"], own[score], marker="o", markersize=3, color=colour, label=str(method))
                 kept = own[own["best"].astype(bool)]
-                ax.scatter(kept["step"], kept["dice"], s=90, facecolors="none", edgecolors=colour, zorder=3)
-            ax.set(title=task, xlabel="training step", ylabel="mean validation Dice")
+                ax.scatter(kept["step"], kept[score], s=90, facecolors="none", edgecolors=colour, zorder=3)
+            ax.set(title=task, xlabel="training step", ylabel=label)
         handles, labels = [], []
         for ax in axes:  # every method once, whichever task it trained on
             for handle, label in zip(*ax.get_legend_handles_labels()):

@@ -106,11 +106,15 @@ def model_sources(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "method", "model", "why"])
 
 
+CURVE_COLUMNS = ["task", "method", "step", "dice", "tre_mm", "best"]
+
+
 def validation_curves(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:
     """Every (task, method)'s validation curve (``regbench.training``) in one table: task, method, step, dice,
-    best; empty where no network was validated."""
+    tre_mm (NaN without keypoints, and in curves written before it was recorded), best; empty where no network
+    was validated."""
     frames = [pd.read_csv(path).assign(task=task, method=method) for (task, method), path in paths.items()]
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
-        return pd.DataFrame(columns=["task", "method", "step", "dice", "best"])
-    return pd.concat(frames, ignore_index=True)[["task", "method", "step", "dice", "best"]]
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(frames, ignore_index=True).reindex(columns=CURVE_COLUMNS)

@@ -240,3 +240,16 @@ def test_uncertainty_maps_share_one_colour_scale(rng):
     figure = plots.uncertainty_panel(views, PALETTE, title="uncertainty")
     limits = [ax.get_images()[0].get_clim() for ax in (figure.axes[1], figure.axes[3])]
     assert limits == [(0.0, pytest.approx(float(views["identity"].std.max())))] * 2
+
+
+def test_validation_plot_shows_the_score_that_chose_the_state():
+    # cardiac: Dice decides; thorax (keypoints): TRE decides, and the circle sits on the least TRE, not the best Dice
+    curves = pd.DataFrame({
+        "task": ["cardiac"] * 2 + ["thorax"] * 3, "method": ["vm"] * 5, "step": [50, 100, 50, 100, 150],
+        "dice": [0.8, 0.9, 0.90, 0.95, 0.94], "tre_mm": [np.nan, np.nan, 3.0, 2.5, 2.0],
+        "best": [False, True, False, False, True]})
+    figure = plots.validation_plot(curves, {"vm": "#123456"})
+    cardiac, thorax = figure.axes[:2]
+    assert cardiac.get_ylabel() == "mean validation Dice" and thorax.get_ylabel() == "mean validation TRE (mm)"
+    assert list(thorax.lines[0].get_ydata()) == [3.0, 2.5, 2.0]
+    assert thorax.collections[0].get_offsets().tolist() == [[150.0, 2.0]]

@@ -5,7 +5,7 @@ import pandas as pd
 
 from regbench.report.results import (
     DICE, TRE_KEYPOINTS, case_table, label_means, method_means, primary_metric, read_benchmark,
-    representative_pair,
+    representative_pair, validation_curves,
 )
 
 
@@ -63,3 +63,13 @@ def test_read_benchmark(tmp_path):
     path.write_text("s\th:m:s\tmax_rss\tmax_vms\n25.49\t0:00:25\t242.91\t617.21\n")
     assert read_benchmark(path) == {"s": 25.49, "max_rss": 242.91}
     assert read_benchmark(tmp_path / "absent.tsv") == {}
+
+
+def test_validation_curves_read_curves_with_and_without_tre(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("step,dice,best\n50,0.8,True\n")
+    new = tmp_path / "new.csv"
+    new.write_text("step,dice,tre_mm,best\n50,0.9,2.5,True\n")
+    table = validation_curves({("cardiac", "vm"): old, ("thorax", "vm"): new})
+    assert list(table.columns) == ["task", "method", "step", "dice", "tre_mm", "best"]
+    assert np.isnan(table.loc[0, "tre_mm"]) and table.loc[1, "tre_mm"] == 2.5
