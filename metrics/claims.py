@@ -297,10 +297,10 @@ def _generative(table: pd.DataFrame | None, cohort_in_run: bool) -> list[dict]:
         why = "the run has no cardiac_cohort task (add it to config tasks)" if not cohort_in_run else \
             "the generative model's evaluation is missing"
         return [_row(CHEART, verdict=UNTESTED, why=why)]
-    completion = table[(table["analysis"] == "completion") & (table["model"] == CHEART.claimed)]
-    found = completion.set_index(["measure", "group"])["value"]
-    dice = table[(table["analysis"] == "completion") & (table["measure"] == "dice")
-                 & (table["group"] == "later frames")].set_index("model")["value"]
+    completion = table[table["analysis"] == "completion"]
+    found = completion[completion["model"] == CHEART.claimed].set_index(["measure", "group"])["value"]
+    dice = completion[(completion["measure"] == "dice")
+                      & (completion["group"] == "later frames")].set_index("model")["value"]
     needed = [(CHEART_GAIN, "later frames"), (CHEART_GAIN_P, "later frames")]
     missing = {CHEART.claimed, CHEART.other} - set(dice.index)
     if missing or any(key not in found.index for key in needed):

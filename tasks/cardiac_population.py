@@ -196,13 +196,14 @@ def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid
     ``effects``, rendered at ``phases`` of one beat (``cycle_phases`` for a whole cycle; with images: bias
     field and Rician noise as in ``cardiac_mr``). On a 3D grid the heart is ``cardiac_volume``'s, label maps
     only."""
-    if len(grid.shape) == 3 and images:
+    volume = len(grid.shape) == 3
+    if volume and images:
         raise ValueError("draw_subject(): a 3D subject is drawn as label maps only (images=False)")
     heart = Heart.draw(rng, settings, sized=lambda radius, wall: effects.radius_and_wall(covariates, radius, wall))
     contraction = Contraction.draw(rng, heart, settings, shifted=lambda ejected: effects.ejection(covariates, ejected))
     early_filling = effects.early_filling(covariates, EARLY_FILLING_SPREAD * float(rng.standard_normal()))
     points = grid.points_mm()
-    if len(grid.shape) == 3:
+    if volume:
         axis = LongAxis.draw(rng)
         velocity = grid.to_voxels(axis.velocity(contraction, points))
     else:
@@ -212,7 +213,7 @@ def draw_subject(rng: np.random.Generator, settings: CardiacSettings, grid: Grid
     label_frames, image_frames = [], []
     for amount in contraction_at(phases, early_filling):
         at = points if amount == 0 else grid.points_mm(synth.exp_velocity(amount * velocity))
-        if len(grid.shape) == 3:
+        if volume:
             label_frames.append(axis.labels(heart, at))
             continue
         intensity, labels = heart.render(at, ramp)

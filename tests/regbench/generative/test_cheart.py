@@ -15,10 +15,11 @@ SMALL = CHeartSettings(size=16, frames=4, latent=4, channels=(4, 8), hidden=16, 
 PEOPLE = [Covariates(30.0, 0, 115.0), Covariates(70.0, 1, 150.0)]
 
 
-def _cycles(count: int) -> np.ndarray:
-    """Discs (label 1) in a ring (label 2) whose cavity shrinks and grows back over 4 frames, radius by subject."""
-    grid = np.hypot(*np.mgrid[-8:8, -8:8] + 0.5)
-    cycles = np.zeros((count, 4, 16, 16), np.uint8)
+def _cycles(count: int, ndim: int = 2) -> np.ndarray:
+    """Discs (balls in 3D; label 1) in a ring (shell; label 2) whose cavity shrinks and grows back over 4 frames,
+    radius by subject, on 16^ndim grids."""
+    grid = np.sqrt(sum(axis**2 for axis in np.mgrid[(slice(-8, 8),) * ndim] + 0.5))
+    cycles = np.zeros((count, 4, *(16,) * ndim), np.uint8)
     for subject in range(count):
         for frame, scale in enumerate((1.0, 0.8, 0.7, 0.9)):
             cavity = (3.0 + subject % 3) * scale
@@ -63,21 +64,9 @@ def test_later_frames_weigh_more():
     assert weights[0] == 1.0 and weights[-1] == 2.0 and (np.diff(weights) > 0).all()
 
 
-def _spheres(count: int) -> np.ndarray:
-    """``_cycles`` in 3D: balls in shells, the cavity shrinking and growing back over 4 frames."""
-    grid = np.sqrt(sum(axis**2 for axis in np.mgrid[-8:8, -8:8, -8:8] + 0.5))
-    cycles = np.zeros((count, 4, 16, 16, 16), np.uint8)
-    for subject in range(count):
-        for frame, scale in enumerate((1.0, 0.8, 0.7, 0.9)):
-            cavity = (3.0 + subject % 3) * scale
-            cycles[subject, frame][grid < cavity + 2] = 2
-            cycles[subject, frame][grid < cavity] = 1
-    return cycles
-
-
 def test_the_3d_model_trains_on_volumes_and_completes_them():
     settings = CHeartSettings(**{**SMALL.as_dict(), "ndim": 3, "channels": (4, 8)})
-    cycles = _spheres(12)
+    cycles = _cycles(12, ndim=3)
     people = [PEOPLE[i % 2] for i in range(12)]
     net, log = train(settings, cycles, people, seed=0)
     assert log[-20:, 1].mean() < 0.5 * log[:20, 1].mean()
