@@ -69,7 +69,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
 from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, similarity_by_modality
-from regbench.methods.components.augmentation import AugmentParams, augmented_moving
+from regbench.methods.components.augmentation import AugmentParams, augmented_moving, training_step_loss
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid, resize_disp
@@ -335,12 +335,12 @@ class GraDIRN(NetworkMethod):
         chain: AdvChain | None = None  # built once (training images share one grid), redrawn every step
         for _ in range(self.params.iterations):
             fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
-            levels = moving.levels
             if moving.normalised is not None:
                 chain = chain or self.params.chain(moving.normalised.shape[2:])
-                levels = self.augmented(chain, fixed.levels, moving.normalised, similarity)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, fixed.levels, levels, similarity)
+            loss_of_moving = functools.partial(self.training_loss, self.net, fixed.levels, similarity=similarity)
+            augment = functools.partial(self.augmented, chain, fixed.levels, moving.normalised, similarity)
+            loss = training_step_loss(self.params, loss_of_moving, moving.levels, augment)
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())

@@ -45,6 +45,7 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,7 +61,8 @@ from regbench.errors import RegbenchError
 from regbench.image import Image
 from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, similarity_by_modality
 from regbench.methods.affine import Affine, AffineParams
-from regbench.methods.components.augmentation import AugmentParams, augmented_moving, perturbed_image
+from regbench.methods.components.augmentation import (AugmentParams, augmented_moving, perturbed_image,
+                                                     training_step_loss)
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
 from regbench.methods.components.overlap import one_hot, soft_dice_loss
@@ -259,9 +261,9 @@ class VoxelMorph(NetworkMethod):
             fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
             if self.params.augmenting:
                 chain = chain or self.params.chain(moving.image.shape[2:])
-                moving = self.augmented(chain, fixed, moving, similarity)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, fixed, moving, similarity)
+            loss = training_step_loss(self.params, partial(self.training_loss, self.net, fixed, similarity=similarity),
+                                      moving, partial(self.augmented, chain, fixed, moving, similarity))
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())

@@ -70,6 +70,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -82,7 +83,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
 from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice
-from regbench.methods.components.augmentation import AugmentParams, augmented_moving
+from regbench.methods.components.augmentation import AugmentParams, augmented_moving, training_step_loss
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.pyramid import downsample_image, resize_disp
 from regbench.methods.components.regularisers import diffusion_loss
@@ -323,9 +324,9 @@ class VRNet(NetworkMethod):
             fixed, moving = training_pair(int(self.rng.integers(len(pairs))))
             if self.params.augmenting:
                 chain = chain or self.params.chain(moving.shape[2:])
-                moving = self.augmented(chain, fixed, moving)
             optimiser.zero_grad()
-            loss = self.training_loss(self.net, fixed, moving)
+            loss = training_step_loss(self.params, partial(self.training_loss, self.net, fixed), moving,
+                                      partial(self.augmented, chain, fixed, moving))
             loss.backward()
             optimiser.step()
             self.loss_history.append(loss.item())

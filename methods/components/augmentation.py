@@ -11,10 +11,16 @@ top-level settings (so ``overrides: {gradirn: {augment: adversarial}}`` reaches 
   that hurts it most nearby;
 - ``augment_budget``: the chain's budget in (0, 1], the fraction of every bound (``ChainBounds``).
 
+A step then minimises ``training_step_loss``: with ``random`` the loss on the perturbed pair alone (plain data
+augmentation); with ``adversarial`` AdvChain's objective, the loss on the clean pair plus that on the adversarial
+one (the paper's supervised loss + w x adversarial loss, w = 1), so that the network keeps learning the
+unperturbed pairs it is scored on. Trained on the adversarial pair alone, as an earlier version was, voxelmorph
+on cardiac_mr fell to a clean test Dice of 0.643 against 0.919 without augmentation (validation 0.687 at best).
+
 Training builds one chain per run (``AugmentParams.chain``; training images share one grid) and every step
-replaces the moving image of the drawn pair by ``augmented_moving``. The inner maximisation differentiates the
+perturbs the moving image of the drawn pair by ``augmented_moving``. The inner maximisation differentiates the
 loss with respect to the chain's parameters only: the network's weights get no gradient from it and the caller's
-optimiser sees only the loss on the final perturbed pair. Draws come from the generator passed in (the
+optimiser sees only the step's loss on the final perturbed pair (and the clean one). Draws come from the generator passed in (the
 method's ``rng``), so a seeded run is reproducible. The chain runs on the CPU in float64, as AdvChain does.
 """
 
@@ -78,6 +84,18 @@ def perturbed_image(chain: AdvChain, image: torch.Tensor) -> torch.Tensor:
     """An image (1, 1, *chain.shape) under ``chain``: computed on the chain's CPU float64 grid and returned on the
     image's device and dtype; differentiable in the chain's parameters."""
     return chain.apply(image.to("cpu", torch.float64)).to(image)
+
+
+def training_step_loss(settings: AugmentParams, loss_of_moving: Callable[[Moving], torch.Tensor], clean: Moving,
+                       augment: Callable[[], Moving]) -> torch.Tensor:
+    """The loss one training step minimises (module docstring): ``loss_of_moving`` of the ``clean`` moving image
+    without augmentation; of ``augment()`` (the perturbed image, ``augmented_moving``) alone for ``random``; of
+    both, summed, for ``adversarial``. ``augment`` is called before the clean loss, so a method's generator draws
+    as it does without the clean term."""
+    if not settings.augmenting:
+        return loss_of_moving(clean)
+    perturbed = loss_of_moving(augment())
+    return perturbed + loss_of_moving(clean) if settings.augment == "adversarial" else perturbed
 
 
 def augmented_moving(chain: AdvChain, moving: Moving, loss_of_moving: Callable[[Moving], torch.Tensor],

@@ -1,6 +1,7 @@
 """Training-pair augmentation: the settings are checked and reach every learning method as plain top-level
 hyperparameters; a random draw is reproducible and never asks for the loss; the adversarial draw is the random
-one moved by signed-gradient steps up the loss, with only the chain's parameters moving."""
+one moved by signed-gradient steps up the loss, with only the chain's parameters moving; a training step minimises
+the clean loss, the perturbed one (random) or their sum (adversarial, AdvChain's objective)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from regbench.errors import RegbenchError
-from regbench.methods.components.augmentation import AugmentParams, augmented_moving, perturbed_image
+from regbench.methods.components.augmentation import (AugmentParams, augmented_moving, perturbed_image,
+                                                     training_step_loss)
 from regbench.registry import get_method
 
 SHAPE = (12, 10)
@@ -111,3 +113,26 @@ def test_a_custom_perturbation_carries_what_the_moving_case_holds():
                                   np.random.default_rng(1), settings, perturb=perturb)
     assert tag == "labels" and calls == [1]
     torch.testing.assert_close(image, perturbed_image(chain, moving), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("augment", ["none", "random", "adversarial"])
+def test_a_training_step_keeps_the_clean_loss_beside_the_adversarial_one(augment):
+    fixed, moving = _images()
+    weight, calls = torch.nn.Parameter(torch.tensor(0.5)), []
+    loss = _loss_of_moving(weight, fixed, calls)
+    settings = AugmentParams(augment=augment)
+    chain, order = settings.chain(SHAPE), []
+
+    def augment_moving() -> torch.Tensor:
+        order.append("augment")
+        return augmented_moving(chain, moving, loss, np.random.default_rng(0), settings)
+
+    step = training_step_loss(settings, lambda image: order.append("loss") or loss(image), moving, augment_moving)
+    with torch.no_grad():
+        clean, perturbed = loss(moving), loss(perturbed_image(chain, moving))
+    expected = {"none": clean, "random": perturbed, "adversarial": clean + perturbed}[augment]
+    torch.testing.assert_close(step.detach(), expected)
+    assert order == {"none": ["loss"], "random": ["augment", "loss"],
+                     "adversarial": ["augment", "loss", "loss"]}[augment]
+    step.backward()
+    assert weight.grad is not None and weight.grad != 0  # the network learns from the step's loss
