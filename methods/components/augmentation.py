@@ -20,8 +20,9 @@ on cardiac_mr fell to a clean test Dice of 0.643 against 0.919 without augmentat
 Training builds one chain per run (``AugmentParams.chain``; training images share one grid) and every step
 perturbs the moving image of the drawn pair by ``augmented_moving``. The inner maximisation differentiates the
 loss with respect to the chain's parameters only: the network's weights get no gradient from it and the caller's
-optimiser sees only the step's loss on the final perturbed pair (and the clean one). Draws come from the generator passed in (the
-method's ``rng``), so a seeded run is reproducible. The chain runs on the CPU in float64, as AdvChain does.
+optimiser sees only the step's loss on the final perturbed pair (and the clean one). Draws come from the generator
+passed in (the method's ``rng``), so a seeded run is reproducible. The chain runs on the CPU in float64, as
+AdvChain does.
 """
 
 from __future__ import annotations
