@@ -75,21 +75,26 @@ import torch.nn.functional as F
 from regbench.dataset import Task
 from regbench.errors import RegbenchError
 from regbench.image import Image
-from regbench.method import (Capabilities, Hyperparams, NetworkMethod, PaperCost, Resources, check_choice,
-                             pair_id_at)
+from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, pair_id_at
 from regbench.methods.affine import Affine, affine_disp, physical_span
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mad_distance import MADNet, mad_loss, random_convolution
 from regbench.methods.components.pyramid import check_pyramid, image_pyramid
 from regbench.pair import CaseId, Pair
 from regbench.spatial import warp
+from regbench.training import TrainingMonitor, TrainingParams
 
 SIDES = ("moving", "fixed")
 
 
 @dataclass(frozen=True)
-class MADParams(Hyperparams):
+class MADParams(TrainingParams):
     """Hyperparameters of ``mad`` (none is from the paper, whose settings we could not read).
+
+    Training follows a cosine schedule of ``train_lr`` and, every ``validate_every`` steps, registers the first
+    ``validation_pairs`` validation pairs with the distance as it stands and keeps the best state
+    (``regbench.training``): each validation is an affine registration per pair, so it runs less often than a
+    network's forward pass would allow.
 
     Attributes:
         stem: ``MADNet``'s siamese stem width.
@@ -140,8 +145,11 @@ class MADParams(Hyperparams):
     iterations: tuple[int, ...] = (100, 50)
     lr: float = 0.01
     scale_prior: float = 10.0
+    lr_schedule: str = "cosine"
+    validate_every: int = 250
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_pyramid(self, self.factors, self.iterations)
         check_choice(self, "train_on", SIDES)
         if self.steps < 1 or self.batch < 1 or self.patch < 4:
@@ -172,7 +180,8 @@ class MADParams(Hyperparams):
         at default scale)."""
         return cls(stem=4, channels=(8, 16), steps=300, batch=8, patch=16, train_lr=0.01, curriculum=1.0,
                    appearance_chance=0.25, kernel_sizes=(1,), max_rotation_deg=30.0, max_scaling=0.1,
-                   max_translation=0.3, factors=(2,), iterations=(60,), lr=0.003, scale_prior=1.0)
+                   max_translation=0.3, factors=(2,), iterations=(60,), lr=0.003, scale_prior=1.0,
+                   validate_every=100, validation_pairs=1)
 
 
 def random_affine(ndim: int, *, rotation_deg: float, scaling: float, translation: float,
@@ -228,8 +237,8 @@ class MAD(NetworkMethod, Affine):
     # Training ------------------------------------------------------------------------------------------------
 
     def fit(self, task: Task, pairs: Sequence[Pair], workdir: Path) -> None:
-        """Train the distance network on the ``train_on`` images of ``pairs`` (module docstring); the loss of
-        every step goes to ``workdir``."""
+        """Train the distance network on the ``train_on`` images of ``pairs`` (module docstring), validating
+        on the task's validation pairs (``MADParams``); the loss of every step goes to ``workdir``."""
         cases: dict[CaseId, Image] = {}
         for index in range(len(pairs)):  # ids first: images are read only for the cases kept
             if len(cases) == self.params.max_images:
@@ -246,7 +255,7 @@ class MAD(NetworkMethod, Affine):
         levels = image_pyramid(stack, self.params.factors)
         self.net = self.new_network(stack.ndim - 2).train().requires_grad_(True)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.train_lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.params.steps)
+        monitor = TrainingMonitor(self, task, [optimiser], self.params.steps)
         self.loss_history = []
         for step in range(self.params.steps):
             index = step % len(levels)
@@ -260,9 +269,12 @@ class MAD(NetworkMethod, Affine):
             loss = F.mse_loss(disp, target) + F.mse_loss(length, target.square().sum(1, keepdim=True).sqrt())
             loss.backward()
             optimiser.step()
-            schedule.step()
             self.loss_history.append(loss.item())
+            self.net.eval().requires_grad_(False)  # a validation registers with the distance frozen, as ``register``
+            monitor.step()
+            self.net.train().requires_grad_(True)
         self.net.eval().requires_grad_(False)
+        monitor.finish(workdir)
         self.write_loss_log(workdir)
 
     def training_batch(self, level: torch.Tensor, span: torch.Tensor, chance: float, reach: float

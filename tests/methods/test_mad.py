@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -29,6 +30,7 @@ from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import training_pairs
 from regbench.spatial import warp, warp_labels
+from regbench.training import VALIDATION_LOG, pair_dice, validation_pairs
 
 SHAPE = (64, 56)
 SUBJECTS = 6
@@ -190,3 +192,17 @@ def test_affine_registration_improves_dice_on_abdomen_mrct(generated_task, mean_
     # Measured: identity 0.213, MAD 0.500 (0.400 with kernel_sizes (1,) and scale_prior 1, and then 0.488 and
     # 0.470 with seeds 1 and 2); affine with MI 0.539, NGF 0.565 at the same pyramid and iterations.
     assert dice > identity + 0.1, f"MAD {dice:.3f} vs identity {identity:.3f}"
+
+
+def test_training_validates_the_distance_by_registering_and_keeps_the_best_state(generated_task, tmp_path):
+    task = generated_task("abdomen_mrct", "smoke")
+    method = get_method("mad", scale="smoke", seed=0, threads=1, steps=120, validate_every=20, validation_pairs=1)
+    method.train(task, training_pairs(task), tmp_path)
+    curve = pd.read_csv(tmp_path / VALIDATION_LOG)
+    assert curve["step"].tolist() == [20, 40, 60, 80, 100, 120] and curve["best"].sum() == 1
+    best = curve[curve["best"]].iloc[0]
+    assert best["dice"] == curve["dice"].max()
+    assert best["step"] < 120  # measured: best at step 100 (0.503), the last state 0.485: the kept one is not it
+    pair = validation_pairs(task, 1)[0]
+    kept = pair_dice(pair, method.register(pair.blind()).to_torch(), sorted(set(task.labels) - {0}))
+    assert kept == pytest.approx(curve["dice"].max(), abs=1e-6)  # registration uses the best state validated
