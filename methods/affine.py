@@ -121,17 +121,18 @@ def optimise_affine(fixed: torch.Tensor, moving: torch.Tensor, loss: Loss, *, fi
     extent = float(fixed_span.max()) / 2
     linear = torch.eye(ndim, dtype=fixed.dtype, device=fixed.device).requires_grad_()
     translation = torch.zeros(ndim, 1, dtype=fixed.dtype, device=fixed.device, requires_grad=True)
-    for fixed_level, moving_level, steps in zip(image_pyramid(fixed, factors), image_pyramid(moving, factors),
-                                                iterations):
-        optimiser = torch.optim.Adam([linear, translation], lr=lr)
-        for _ in range(steps):
-            optimiser.zero_grad()
-            disp = affine_disp(torch.cat([linear, translation], 1), tuple(fixed_level.shape[2:]),
-                               tuple(moving_level.shape[2:]), fixed_span=fixed_span, moving_span=moving_span,
-                               extent=extent)
-            value = loss(fixed_level, warp(moving_level, disp, padding="border"))
-            (value + scale_prior * log_scale_penalty(linear)).backward()
-            optimiser.step()
+    with torch.enable_grad():  # an optimisation whatever the caller's mode (a training cache prepares without)
+        for fixed_level, moving_level, steps in zip(image_pyramid(fixed, factors), image_pyramid(moving, factors),
+                                                    iterations):
+            optimiser = torch.optim.Adam([linear, translation], lr=lr)
+            for _ in range(steps):
+                optimiser.zero_grad()
+                disp = affine_disp(torch.cat([linear, translation], 1), tuple(fixed_level.shape[2:]),
+                                   tuple(moving_level.shape[2:]), fixed_span=fixed_span, moving_span=moving_span,
+                                   extent=extent)
+                value = loss(fixed_level, warp(moving_level, disp, padding="border"))
+                (value + scale_prior * log_scale_penalty(linear)).backward()
+                optimiser.step()
     return torch.cat([linear, translation], 1).detach()
 
 
@@ -171,3 +172,11 @@ class Affine(Method):
                            fixed_span=fixed_span, moving_span=physical_span(pair.moving.image),
                            extent=float(fixed_span.max()) / 2)
         return Displacement.from_torch(disp)
+
+
+def affine_start(method: Method, settings: AffineParams, pair: Pair) -> torch.Tensor:
+    """The displacement (1, ndim, *fixed grid) that ``affine`` with ``settings`` estimates for ``pair``, seeded,
+    threaded and placed as ``method``: the start of a method that registers what an affine pre-alignment left
+    (``prealign`` of voxelmorph, gradirn and bayesian)."""
+    affine = Affine(settings, seed=method.seed, threads=method.threads, device=method.device, dtype=method.dtype)
+    return affine.estimate(pair).to_torch(method.dtype, method.device)

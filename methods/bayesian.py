@@ -60,7 +60,7 @@ from torch import nn
 from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.method import Capabilities, Hyperparams, Method, Resources, check_choice, similarity_by_modality
-from regbench.methods.affine import Affine, AffineParams
+from regbench.methods.affine import AffineParams, affine_start
 from regbench.methods.components.filters import box_filter
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
@@ -424,9 +424,7 @@ class Bayesian(Method):
                 raise RegbenchError(f"method {self.name!r}: fixed {pair.fixed.image.shape} and moving "
                                     f"{pair.moving.image.shape} images must share one grid without prealign")
             return None
-        affine = Affine(self.params.affine, seed=self.seed, threads=self.threads, device=self.device,
-                        dtype=self.dtype)
-        return affine.estimate(pair).to_torch(self.dtype, self.device)
+        return affine_start(self, self.params.affine, pair)
 
     def posterior(self, pair: Pair) -> Posterior:
         """Fit q to the posterior of the pair's velocity (after the affine start), then sample it (or run SGLD

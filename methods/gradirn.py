@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -69,6 +69,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
 from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, similarity_by_modality
+from regbench.methods.affine import AffineParams, affine_start
 from regbench.methods.components.augmentation import AugmentParams, augmented_moving, training_step_loss
 from regbench.methods.components.intensity import normalise_intensity
 from regbench.methods.components.mind import mind_ssc
@@ -77,7 +78,7 @@ from regbench.methods.components.regularisers import diffusion_loss
 from regbench.methods.components.similarity import lncc_loss, mi_loss, mse_loss, ncc_loss, ngf_loss
 from regbench.methods.components.unet import ConvBlock
 from regbench.pair import Pair
-from regbench.spatial import warp
+from regbench.spatial import compose, warp
 from regbench.training import TrainingMonitor
 
 SIMILARITIES = ("auto", "mse", "ncc", "lncc", "mi", "ngf", "mind")
@@ -112,6 +113,9 @@ class GraDIRNParams(AugmentParams):
             (``methods/components/augmentation.py``, ``AugmentParams``): ``none``, or the moving image
             (normalised, full grid, before the pyramid) under an AdvChain drawn at ``random`` every step, or
             moved ``augment_steps`` signed-gradient steps up the training loss first (``adversarial``).
+        prealign: align each pair with ``affine`` first and register what it left, in training and at
+            registration (module docstring); off by default, as the reference's images were pre-aligned.
+        affine: settings of that affine stage (a mapping in config files), voxelmorph's.
     """
 
     factors: tuple[int, ...] = (8, 4, 2)
@@ -127,6 +131,8 @@ class GraDIRNParams(AugmentParams):
     window: int = 5
     mind_radius: int = 1
     mind_dilation: int = 2
+    prealign: bool = False
+    affine: AffineParams = field(default_factory=lambda: AffineParams(factors=(4,), iterations=(100,)))
 
     def __post_init__(self) -> None:
         check_pyramid(self, self.factors, self.repeats)
@@ -144,13 +150,14 @@ class GraDIRNParams(AugmentParams):
     def paper(cls) -> GraDIRNParams:
         """The reference's configuration; 500 epochs of the reference are 500 visits of every training pair,
         here 50,000 steps (500 x the 100 training pairs of paper-scale ``cardiac_mr``)."""
-        return cls(factors=(4, 2, 1), repeats=(3, 3, 3), layers=5, channels=32, iterations=50_000, lr=1e-4)
+        return cls(factors=(4, 2, 1), repeats=(3, 3, 3), layers=5, channels=32, iterations=50_000, lr=1e-4,
+                   affine=AffineParams.paper())
 
     @classmethod
     def smoke(cls) -> GraDIRNParams:
         """Two levels of one step each and a tiny regulariser: every code path, in seconds."""
         return cls(factors=(2, 1), repeats=(1, 1), layers=2, channels=4, iterations=30, lr=3e-3,
-                   validate_every=15, validation_pairs=1)
+                   validate_every=15, validation_pairs=1, affine=AffineParams.smoke())
 
 
 class Regulariser(nn.Sequential):
@@ -294,6 +301,16 @@ class GraDIRN(NetworkMethod):
         """An image (or a (1, 1, *spatial) tensor of its intensities) normalised to [0, 1], on its own grid."""
         return normalise_intensity(image if isinstance(image, torch.Tensor) else self.to_tensor(image))
 
+    def moving_input(self, image: Image | torch.Tensor, initial: torch.Tensor | None) -> torch.Tensor:
+        """A moving image (or a (1, 1, *spatial) tensor of its intensities) normalised to [0, 1] and, given the
+        affine start ``initial`` (1, ndim, *fixed grid), resampled through it onto the fixed grid."""
+        normalised = self.normalised(image)
+        return normalised if initial is None else warp(normalised, initial, padding="border")
+
+    def initial_alignment(self, pair: Pair) -> torch.Tensor | None:
+        """The affine start of ``pair`` (1, ndim, *fixed grid), or None without ``prealign``."""
+        return affine_start(self, self.params.affine, pair) if self.params.prealign else None
+
     def levels(self, normalised: torch.Tensor, similarity: str) -> list[Level]:
         """A normalised image (1, 1, *spatial) at every pyramid level, with its features."""
         images = image_pyramid(normalised, self.params.factors)
@@ -323,11 +340,14 @@ class GraDIRN(NetworkMethod):
         similarity = self.similarity_name(first)
         augmenting = self.params.augmenting
 
-        def prepare(image: Image) -> _TrainingCase:
-            normalised = self.normalised(image)
+        def prepare(normalised: torch.Tensor) -> _TrainingCase:
             return _TrainingCase(self.levels(normalised, similarity), normalised if augmenting else None)
 
-        training_pair = self.prepared_pairs(pairs, prepare)
+        def prepare_aligned(pair: Pair) -> _TrainingCase:
+            return prepare(self.moving_input(pair.moving.image, self.initial_alignment(pair)))
+
+        training_pair = self.prepared_pairs(pairs, lambda image: prepare(self.normalised(image)),
+                                            moving=prepare_aligned if self.params.prealign else None)
         self.net = self.new_network(first.ndim)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=self.params.lr)
         monitor = TrainingMonitor(self, task, [optimiser], self.params.iterations)
@@ -362,31 +382,40 @@ class GraDIRN(NetworkMethod):
 
     # Registration --------------------------------------------------------------------------------------------
 
-    def unrolled(self, pair: Pair) -> tuple[list[torch.Tensor], list[Level], list[Level]]:
-        """(the field after every unrolled step, fixed pyramid, moving pyramid) for ``pair``, without training
-        graphs; an untrained network is built (with a warning) if none is there."""
+    def unrolled(self, pair: Pair) -> tuple[list[torch.Tensor], list[Level], list[Level], torch.Tensor | None]:
+        """(the field after every unrolled step, fixed pyramid, moving pyramid, affine start or None) for
+        ``pair``, without training graphs; an untrained network is built (with a warning) if none is there."""
         self.network_for(pair)
         similarity = self.similarity_name(pair)
+        initial = self.initial_alignment(pair)
         with torch.no_grad():
             fixed = self.pyramid(pair.fixed.image, similarity)
-            moving = self.pyramid(pair.moving.image, similarity)
+            moving = self.levels(self.moving_input(pair.moving.image, initial), similarity)
             fields = self.net(fixed, moving, self.dissimilarity(similarity), create_graph=False)
-        return fields, fixed, moving
+        return fields, fixed, moving, initial
 
     def estimate(self, pair: Pair) -> Displacement:
-        fields, _, _ = self.unrolled(pair)
-        return Displacement.from_torch(resize_disp(fields[-1], pair.fixed.image.shape))
+        fields, _, _, initial = self.unrolled(pair)
+        return Displacement.from_torch(self.output_field(pair, fields[-1], initial))
 
     def differentiable_forward(self, pair: Pair, moving: torch.Tensor) -> torch.Tensor:
         """``estimate``'s displacement (1, ndim, *fixed grid) with the moving image given as a tensor (1, 1,
         *spatial) of ``pair.moving.image``'s intensities, differentiable in it through every unrolled step
-        (``regbench.robustness``)."""
+        (``regbench.robustness``); the affine start runs on ``pair`` and is held constant."""
         self.network_for(pair)
         similarity = self.similarity_name(pair)
+        initial = self.initial_alignment(pair)
         with torch.no_grad():
             fixed = self.pyramid(pair.fixed.image, similarity)
-        fields = self.net(fixed, self.pyramid(moving, similarity), self.dissimilarity(similarity), create_graph=True)
-        return resize_disp(fields[-1], pair.fixed.image.shape)
+        fields = self.net(fixed, self.levels(self.moving_input(moving, initial), similarity),
+                          self.dissimilarity(similarity), create_graph=True)
+        return self.output_field(pair, fields[-1], initial)
+
+    @staticmethod
+    def output_field(pair: Pair, disp: torch.Tensor, initial: torch.Tensor | None) -> torch.Tensor:
+        """The network's last field resampled to the fixed grid, followed by the affine start if there is one."""
+        disp = resize_disp(disp, pair.fixed.image.shape)
+        return disp if initial is None else compose(disp, initial)
 
     def step_energies(self, pair: Pair) -> np.ndarray:
         """D on the finest level before the first step and after every unrolled step (sum K_l + 1 values),
@@ -394,7 +423,7 @@ class GraDIRN(NetworkMethod):
         ``_log_energy``. Seeded and threaded like ``register``."""
         self._check_pair(pair, f"method {self.name!r} on pair {pair.id.key}")
         with self._session():
-            fields, fixed, moving = self.unrolled(pair)
+            fields, fixed, moving, _ = self.unrolled(pair)
             dissimilarity = self.dissimilarity(self.similarity_name(pair))
             grid = tuple(fixed[-1].image.shape[2:])
             with torch.no_grad():

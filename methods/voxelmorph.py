@@ -60,7 +60,7 @@ from regbench.displacement import Displacement
 from regbench.errors import RegbenchError
 from regbench.image import Image
 from regbench.method import Capabilities, NetworkMethod, PaperCost, Resources, check_choice, similarity_by_modality
-from regbench.methods.affine import Affine, AffineParams
+from regbench.methods.affine import AffineParams, affine_start
 from regbench.methods.components.augmentation import (AugmentParams, augmented_moving, perturbed_image,
                                                      training_step_loss)
 from regbench.methods.components.intensity import normalise_intensity
@@ -275,11 +275,7 @@ class VoxelMorph(NetworkMethod):
     def initial_alignment(self, pair: Pair) -> torch.Tensor | None:
         """The ``affine`` displacement (1, ndim, *grid) of the pair in voxels of its grid, or None without
         ``prealign``."""
-        if not self.params.prealign:
-            return None
-        affine = Affine(self.params.affine, seed=self.seed, threads=self.threads, device=self.device,
-                        dtype=self.dtype)
-        return affine.estimate(pair).to_torch(self.dtype, self.device)
+        return affine_start(self, self.params.affine, pair) if self.params.prealign else None
 
     def prepare(self, case: Case, classes: Sequence[int], pair: PairId,
                 initial: torch.Tensor | None = None) -> _Prepared:

@@ -385,26 +385,30 @@ class NetworkMethod(Method):
         return self.net
 
     def prepared_pairs(self, pairs: Sequence[Pair], prepare: Callable[[Image], Prepared], *,
-                       one_grid: bool = True) -> Callable[[int], tuple[Prepared, Prepared]]:
+                       one_grid: bool = True, moving: Callable[[Pair], Prepared] | None = None
+                       ) -> Callable[[int], tuple[Prepared, Prepared]]:
         """``pair_at(index)``: the (fixed, moving) images of ``pairs[index]`` as ``prepare`` makes them. Each
         case is loaded and prepared on its first visit and kept while it is among the most recently used
         (``regbench.cache``), so later training steps do no IO, a case in several pairs is prepared once, and
-        thousands of training images never sit in memory together. ``one_grid`` refuses pairs on two grids
-        (``check_one_grid``)."""
-        prepared: BoundedCache[CaseId, Prepared] = BoundedCache()
+        thousands of training images never sit in memory together. ``moving`` prepares a pair's moving image
+        where it depends on the pair (an affine pre-alignment to its fixed image): kept per pair, not per case.
+        ``one_grid`` refuses pairs on two grids (``check_one_grid``)."""
+        prepared: BoundedCache[CaseId | PairId, Prepared] = BoundedCache()
         checked: set[int] = set()
 
         def pair_at(index: int) -> tuple[Prepared, Prepared]:
             ids = pair_id_at(pairs, index)
-            if index in checked and ids.fixed in prepared and ids.moving in prepared:
-                return prepared[ids.fixed], prepared[ids.moving]
+            moving_key = ids if moving else ids.moving
+            if index in checked and ids.fixed in prepared and moving_key in prepared:
+                return prepared[ids.fixed], prepared[moving_key]
             pair = pairs[index]  # reads the images: on a first visit, or when a case was evicted
             if one_grid and index not in checked:
                 self.check_one_grid(pair)
             checked.add(index)
+            prepare_moving = (lambda: moving(pair)) if moving else (lambda: prepare(pair.moving.image))
             with torch.no_grad():
-                return (prepared.get(pair.fixed.id, lambda: prepare(pair.fixed.image)),
-                        prepared.get(pair.moving.id, lambda: prepare(pair.moving.image)))
+                return prepared.get(pair.fixed.id, lambda: prepare(pair.fixed.image)), prepared.get(moving_key,
+                                                                                                  prepare_moving)
 
         return pair_at
 

@@ -31,6 +31,8 @@ SHIPPED_DIR = Path(__file__).parent / "pretrained"
 MODEL_SUFFIX = ".pt"
 RECORD_SUFFIX = ".json"
 CURVE_SUFFIX = "_validation.csv"
+VALIDATION_LOG = "validation.csv"  # the curve a training run writes to its workdir (``regbench.training``)
+VALIDATION_COLUMNS = ["step", "dice", "tre_mm", "best"]  # its columns, as shipped and as the report reads them
 SHIPPED, TRAINED = "shipped", "trained"  # a model's source in its provenance file
 
 

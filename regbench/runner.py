@@ -18,6 +18,7 @@ import pandas as pd
 from regbench import io
 from regbench.dataset import Split, Task
 from regbench.pair import CaseId, PairId
+from regbench.pretrained import VALIDATION_COLUMNS, VALIDATION_LOG
 from regbench.progress import Progress
 
 if TYPE_CHECKING:  # the evaluate job reads RUNTIME_FILE from here and must not pay for torch
@@ -71,8 +72,6 @@ def sample_ordered_pairs(cases: Sequence[CaseId], limit: int = MAX_TRAINING_PAIR
 def train(method: Method, task: Task, model_path: Path, workdir: Path, curve_path: Path | None = None) -> None:
     """Train ``method`` on the task's training pairs and save its state to ``model_path``; with ``curve_path``,
     copy its validation curve there (``regbench.training``; a table without rows where it has none)."""
-    from regbench.training import VALIDATION_COLUMNS, VALIDATION_LOG  # imports torch: the train job's cost only
-
     pairs = training_pairs(task)
     log.info("training %s on %s: %d pairs, %r", method.name, task.name, len(pairs), method)
     method.train(task, pairs, workdir)

@@ -29,6 +29,7 @@ from regbench.dataset import Task
 from regbench.errors import RegbenchError
 from regbench.method import Hyperparams, check_choice
 from regbench.pair import Pair
+from regbench.pretrained import VALIDATION_COLUMNS, VALIDATION_LOG
 from regbench.spatial import warp_labels
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SCHEDULES = ("constant", "cosine")
-VALIDATION_COLUMNS = ["step", "dice", "tre_mm", "best"]
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,6 @@ class TrainingMonitor:
         with io.atomic_path(Path(workdir) / VALIDATION_LOG) as tmp:
             table.to_csv(tmp, index=False)
 
-
-VALIDATION_LOG = "validation.csv"
 
 
 def validation_pairs(task: Task, count: int) -> list[Pair]:

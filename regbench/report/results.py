@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from regbench.metrics.leaderboard import case_values, scored_rows
-from regbench.pretrained import SHIPPED, TRAINED, read_provenance
+from regbench.pretrained import SHIPPED, TRAINED, VALIDATION_COLUMNS, read_provenance
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def model_sources(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "method", "model", "why"])
 
 
-CURVE_COLUMNS = ["task", "method", "step", "dice", "tre_mm", "best"]
+CURVE_COLUMNS = ["task", "method", *VALIDATION_COLUMNS]
 
 
 def validation_curves(paths: Mapping[tuple[str, str], str | Path]) -> pd.DataFrame:

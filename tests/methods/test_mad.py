@@ -30,7 +30,8 @@ from regbench.pair import Case, CaseId, Pair, PairId
 from regbench.registry import get_method
 from regbench.runner import training_pairs
 from regbench.spatial import warp, warp_labels
-from regbench.training import VALIDATION_LOG, pair_dice, validation_pairs
+from regbench.pretrained import VALIDATION_LOG
+from regbench.training import pair_dice, validation_pairs
 
 SHAPE = (64, 56)
 SUBJECTS = 6

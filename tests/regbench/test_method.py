@@ -302,3 +302,22 @@ def test_prepared_training_cases_are_kept_while_recent_and_bounded_in_number():
         pair_at(index)
     pair_at(0)  # evicted by the later cases: prepared again rather than kept for ever
     assert len(prepared) == 2 * len(many) + 2
+
+
+def test_a_moving_image_prepared_per_pair_is_kept_per_pair_not_per_case():
+    # Two pairs share a moving case; prepared through its pair (as an affine pre-alignment to the pair's fixed
+    # image is), it is prepared once for each pair and a revisit prepares nothing.
+    cases = [Case(CaseId(number, 0), _image((3, 3, 3), float(number))) for number in range(3)]
+    pairs = [Pair(PairId(cases[0].id, cases[2].id), cases[0], cases[2]),
+             Pair(PairId(cases[1].id, cases[2].id), cases[1], cases[2])]
+    made: list[str] = []
+
+    def through_pair(pair: Pair) -> str:
+        made.append(f"{pair.moving.id.case} to {pair.fixed.id.case}")
+        return made[-1]
+
+    pair_at = _Net().prepared_pairs(pairs, lambda image: int(image.data[0, 0, 0]), moving=through_pair)
+    assert pair_at(0) == (0, "2 to 0") and pair_at(1) == (1, "2 to 1")
+    pair_at(0)
+    pair_at(1)
+    assert made == ["2 to 0", "2 to 1"]

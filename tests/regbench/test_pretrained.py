@@ -11,9 +11,9 @@ import yaml
 
 from regbench import pretrained
 from regbench.errors import RegbenchError
+from regbench.pretrained import VALIDATION_COLUMNS
 from regbench.registry import config_overrides, get_method, method_class
 from regbench.tasks.spec import task_specs
-from regbench.training import VALIDATION_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 MADE = {"command": "snakemake --cores 2 pretrained --config train=scratch", "commit": "abc", "date": "2026-12-07"}
@@ -64,11 +64,13 @@ def test_a_shipped_model_is_used_only_when_made_as_the_job_would_make_it(generat
     assert not used and not other.exists()
     assert why == "the shipped model was trained otherwise: params.iterations 30 shipped, 31 wanted"
     reseeded = pretrained.training_record(get_method("voxelmorph", scale="smoke", seed=1), task, "smoke")
-    assert pretrained.use_shipped(reseeded, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1].endswith("seed 0 shipped, 1 wanted")
+    why = pretrained.use_shipped(reseeded, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1]
+    assert why.endswith("seed 0 shipped, 1 wanted")
     elsewhere = {**record, "data": "0" * 64}
     assert "data '" in pretrained.use_shipped(elsewhere, "voxelmorph", other / "m.pt", other / "c.csv", shipped)[1]
+    # a variant ships under its own name
     assert pretrained.use_shipped(record, "voxelmorph_adversarial", other / "m.pt", other / "c.csv", shipped) == (
-        False, "no model shipped for voxelmorph_adversarial on cardiac_mr at scale smoke")  # a variant ships under its own name
+        False, "no model shipped for voxelmorph_adversarial on cardiac_mr at scale smoke")
 
 
 def test_only_a_model_the_run_trained_is_exported(tmp_path):

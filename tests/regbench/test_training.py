@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from regbench.errors import RegbenchError
+from regbench.metrics.tre import tre_mm
+from regbench.pretrained import VALIDATION_LOG
 from regbench.registry import get_method
 from regbench.runner import training_pairs
-from regbench.metrics.tre import tre_mm
-from regbench.training import (VALIDATION_LOG, TrainingMonitor, TrainingParams, pair_dice, pair_tre,
-                               validation_pairs)
+from regbench.training import TrainingMonitor, TrainingParams, pair_dice, pair_tre, validation_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
