@@ -175,9 +175,13 @@ def test_models_a_run_exports_are_loaded_by_the_next_run_and_not_retrained(tmp_p
     # (pretrained_dir) loads each instead of training, and says so; another seed trains again.
     workdir = _workdir(tmp_path)
     common = ("scale=smoke", "tasks=[cardiac_mr]", "methods=[voxelmorph]")
+    shipped = workdir / "made" / "pretrained"
+    earlier = shipped / "default" / "cardiac_mr" / "voxelmorph.json"  # the README's first command, run before
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("{}")
     made = _snakemake(workdir, "pretrained", "--config", *common, "train=scratch", "results_dir=made")
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
-    shipped = workdir / "made" / "pretrained"
+    assert earlier.read_text() == "{}"  # a smoke export leaves the default one beside it
     record = json.loads((shipped / "smoke" / "cardiac_mr" / "voxelmorph.json").read_text())
     assert record["made"]["command"] == "snakemake --cores 2 pretrained --config train=scratch scale=smoke"
     target = "models/cardiac_mr/voxelmorph_source.json"

@@ -38,15 +38,15 @@ SHIPPABLE = [(t, m) for t, m in training_runs() if SPECS[t].synthetic]  # a real
 rule pretrained:
     """The models to ship (regbench/pretrained/<scale>/, README "Pretrained models"): `snakemake --cores 2
     pretrained --config train=scratch [scale=smoke]` trains every learning method (and variant) on every built-in
-    task and writes each model, its validation curve and its record here with the command, commit, date and
-    training cost."""
+    task and writes each model, its validation curve and its record under results/pretrained/<scale>/ with the
+    command, commit, date and training cost."""
     input:
         provenance=[results(f"models/{t}/{m}_source.json") for t, m in SHIPPABLE],
         models=[results(f"models/{t}/{m}.pt") for t, m in SHIPPABLE],
         curves=[results(f"models/{t}/{m}_validation.csv") for t, m in SHIPPABLE],
         benchmarks=[results(f"benchmarks/train/{t}/{m}.tsv") for t, m in SHIPPABLE],
     output:
-        directory(results("pretrained")),
+        directory(results(f"pretrained/{config['scale']}")),  # per scale: a smoke export keeps the default one
     log:
         results("logs/pretrained.log"),
     params:

@@ -18,5 +18,5 @@ for row, provenance, model, curve, benchmark in zip(sm.params.rows, sm.input.pro
                                                     sm.input.curves, sm.input.benchmarks, strict=True):
     measured = pd.read_csv(benchmark, sep="\t").iloc[-1]  # Snakemake's benchmark: wall seconds and CPU time
     cost = {"train_wall_s": round(float(measured["s"]), 1), "train_cpu_s": round(float(measured["cpu_time"]), 1)}
-    pretrained.export(Path(provenance), row, Path(model), Path(curve), Path(sm.output[0]), {**made, **cost})
+    pretrained.export(Path(provenance), row, Path(model), Path(curve), Path(sm.output[0]).parent, {**made, **cost})
     logging.info("exported %s", model)
