@@ -48,16 +48,16 @@ machine, so read times as upper bounds):
   training maps (11.3 mm at prior 10, but the smoke preset's 3D contract margins fell to -0.084..+0.011);
   3000 steps (no gain at 1.75 times the time).
 
-Settings: the CPU default trains 2000 steps of 16 patches of 16^3 voxels at factors 4 and 2 (5 minutes on
-one thread of the shared machine; 470 MB; 6.4-7.7 CPU minutes on the 3D tasks with the eight validations, which
-keep the best state: ``MADParams``). The figures below were measured on the last state. What it reaches (``benchmarks/bench_mad_capture_range.py --threads
-1``, 2 test pairs of default-scale ``abdomen_mrct``): 11.0 mm mean displacement error from the unperturbed
-start (Dice 0.708), against 9.6 (MI, 0.731) and 8.1 (NGF, 0.755) with the same optimiser (before the two
-choices above: 21.0 mm, 0.628). Within the 12 mm success bar: both pairs at 0, 30 mm and 40 degrees, one of
-two at 20 degrees and 60 mm, none at 90 mm or 60 degrees. Held within 4 mm of its own start (captured): both
-pairs up to 90 mm of added translation and 40 degrees of rotation, none at 60 degrees; MI both to 60 mm and
-40 degrees, one of two at 90 mm and 60 degrees; NGF both to 90 mm and 40 degrees, none at 60 degrees. So
-MAD's capture range matches NGF's and exceeds MI's in translation but not in rotation, and it is less
+Settings: the CPU default trains 2000 steps of 16 patches of 16^3 voxels at factors 4 and 2 (5 minutes on one
+thread of the shared machine; 470 MB; 6.4-7.7 CPU minutes on the 3D tasks with the eight validations, which keep
+the best state: ``MADParams``). The figures below were measured on the last state. What it reaches
+(``benchmarks/bench_mad_capture_range.py --threads 1``, 2 test pairs of default-scale ``abdomen_mrct``): 11.0 mm
+mean displacement error from the unperturbed start (Dice 0.708), against 9.6 (MI, 0.731) and 8.1 (NGF, 0.755) with
+the same optimiser (before the two choices above: 21.0 mm, 0.628). Within the 12 mm success bar: both pairs at 0,
+30 mm and 40 degrees, one of two at 20 degrees and 60 mm, none at 90 mm or 60 degrees. Held within 4 mm of its own
+start (captured): both pairs up to 90 mm of added translation and 40 degrees of rotation, none at 60 degrees; MI
+both to 60 mm and 40 degrees, one of two at 90 mm and 60 degrees; NGF both to 90 mm and 40 degrees, none at 60
+degrees. So MAD's capture range matches NGF's and exceeds MI's in translation but not in rotation, and it is less
 accurate than both: the larger capture range the abstract reports is not reproduced at this training budget.
 """
 

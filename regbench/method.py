@@ -407,8 +407,8 @@ class NetworkMethod(Method):
             checked.add(index)
             prepare_moving = (lambda: moving(pair)) if moving else (lambda: prepare(pair.moving.image))
             with torch.no_grad():
-                return prepared.get(pair.fixed.id, lambda: prepare(pair.fixed.image)), prepared.get(moving_key,
-                                                                                                  prepare_moving)
+                fixed = prepared.get(pair.fixed.id, lambda: prepare(pair.fixed.image))
+                return fixed, prepared.get(moving_key, prepare_moving)
 
         return pair_at
 
